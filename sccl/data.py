@@ -1,0 +1,343 @@
+"""SHD HDF5 files: the layout, a validating reader, a writer, and binning into spike counts.
+
+Layout of an SHD file (and of every file sccl writes):
+
+    spikes/times        vlen float (float16 in the official files), seconds, one array per sample
+    spikes/units        vlen uint16, channel ids 0..699, same length as times
+    labels              int, 0..19 (0-9 English "zero".."nine", 10-19 German "null".."neun")
+    extra/speaker       int, 0..11
+    extra/keys          byte strings, word id -> word            (optional when reading)
+    extra/meta_info/*   per-speaker gender / age / body_height   (optional when reading)
+    extra/source        merged files only: 0 = official train file, 1 = official test file
+
+Binning follows the original code exactly: ``np.digitize(t, linspace(0, max_time, nb_steps))``, so a
+spike at t lands in step i with edge[i-1] <= t < edge[i]; step 0 therefore never receives a spike,
+and several spikes of one channel in one step add up to a count (the input is counts, not binary).
+Unlike the original, spikes at or after ``max_time`` (index nb_steps) are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from sccl.errors import DataError
+
+NB_UNITS = 700
+NB_CLASSES = 20
+NB_SPEAKERS = 12
+NB_STEPS = 100
+MAX_TIME = 1.4
+
+REQUIRED_KEYS = ("spikes/times", "spikes/units", "labels", "extra/speaker")
+SOURCE_KEY = "extra/source"
+SOURCE_NAMES = ("train", "test")
+
+ENGLISH_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+GERMAN_WORDS = ("null", "eins", "zwei", "drei", "vier", "fuenf", "sechs", "sieben", "acht", "neun")
+KEYS = tuple(f"english {w}" for w in ENGLISH_WORDS) + tuple(f"german {w}" for w in GERMAN_WORDS)
+
+
+@dataclass
+class SHDData:
+    """All samples of one SHD file, in memory. ``times``/``units`` are object arrays of 1-D arrays."""
+
+    times: np.ndarray
+    units: np.ndarray
+    labels: np.ndarray
+    speakers: np.ndarray
+    path: Path | None = None
+    source: np.ndarray | None = None  # 0 = train file, 1 = test file (merged files only)
+    keys: np.ndarray | None = None
+    meta: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def spike_counts(self) -> np.ndarray:
+        return np.fromiter((len(t) for t in self.times), dtype=np.int64, count=len(self.times))
+
+
+# ----------------------------------------------------------------------------------------------
+# writing
+
+
+def _vlen_dataset(group: h5py.Group, name: str, arrays, dtype) -> None:
+    n = len(arrays)
+    ds = group.create_dataset(name, (n,), dtype=h5py.vlen_dtype(dtype), maxshape=(None,), chunks=True)
+    if n == 0:
+        return
+    obj = np.empty(n, dtype=object)
+    for i, a in enumerate(arrays):
+        obj[i] = np.asarray(a, dtype=dtype)
+    try:
+        ds[:] = obj
+    except (TypeError, ValueError):  # equal-length arrays get broadcast as 2-D by h5py: write one by one
+        for i in range(n):
+            ds[i] = obj[i]
+
+
+def _plain_dataset(group: h5py.Group, name: str, data: np.ndarray) -> None:
+    group.create_dataset(name, data=data, maxshape=(None,) + data.shape[1:], chunks=True)
+
+
+def write_shd(path: str | os.PathLike, data: SHDData, attrs: dict | None = None) -> None:
+    """Write ``data`` in the SHD layout (float16 times, uint16 units, every dataset resizable)."""
+    with h5py.File(path, "w") as f:
+        _vlen_dataset(f, "spikes/times", data.times, np.float16)
+        _vlen_dataset(f, "spikes/units", data.units, np.uint16)
+        _plain_dataset(f, "labels", np.asarray(data.labels, dtype=np.uint16))
+        _plain_dataset(f, "extra/speaker", np.asarray(data.speakers, dtype=np.uint16))
+        keys = data.keys if data.keys is not None else np.array([k.encode("ascii") for k in KEYS])
+        _plain_dataset(f, "extra/keys", np.asarray(keys))
+        if data.source is not None:
+            _plain_dataset(f, SOURCE_KEY, np.asarray(data.source, dtype=np.uint8))
+        for name, values in data.meta.items():
+            _plain_dataset(f, f"extra/meta_info/{name}", np.asarray(values))
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value
+
+
+# ----------------------------------------------------------------------------------------------
+# reading and validation
+
+
+def _first_bad(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _check_sample_arrays(path: Path, times: np.ndarray, units: np.ndarray, n: int) -> None:
+    for key, arr in (("spikes/times", times), ("spikes/units", units)):
+        if len(arr) != n:
+            raise DataError(f"{path}: '{key}' holds {len(arr)} samples but 'labels' holds {n}")
+    lt = np.fromiter((len(a) for a in times), dtype=np.int64, count=n)
+    lu = np.fromiter((len(a) for a in units), dtype=np.int64, count=n)
+    if (lt != lu).any():
+        i = _first_bad(lt != lu)
+        raise DataError(
+            f"{path}: 'spikes/times' and 'spikes/units' differ in length in sample {i} ({lt[i]} vs {lu[i]} spikes)"
+        )
+    if n == 0 or lt.sum() == 0:
+        return
+    sample_of = np.repeat(np.arange(n), lt)
+    all_t = np.concatenate(list(times)).astype(np.float64)
+    all_u = np.concatenate(list(units))
+    bad_t = ~np.isfinite(all_t) | (all_t < 0)
+    if bad_t.any():
+        j = _first_bad(bad_t)
+        raise DataError(
+            f"{path}: 'spikes/times' has a negative or non-finite time ({all_t[j]}) in sample {sample_of[j]}"
+        )
+    if not np.issubdtype(all_u.dtype, np.integer):
+        raise DataError(f"{path}: 'spikes/units' must hold integers, found {all_u.dtype}")
+    bad_u = (all_u < 0) | (all_u >= NB_UNITS)
+    if bad_u.any():
+        j = _first_bad(bad_u)
+        raise DataError(
+            f"{path}: 'spikes/units' has unit {all_u[j]} outside [0, {NB_UNITS}) in sample {sample_of[j]}"
+        )
+
+
+def _check_range(path: Path, key: str, values: np.ndarray, high: int) -> np.ndarray:
+    if not np.issubdtype(values.dtype, np.integer):
+        raise DataError(f"{path}: '{key}' must hold integers, found {values.dtype}")
+    bad = (values < 0) | (values >= high)
+    if bad.any():
+        i = _first_bad(bad)
+        raise DataError(f"{path}: '{key}' has value {values[i]} outside [0, {high}) in sample {i}")
+    return values.astype(np.int64)
+
+
+def load_shd(path: str | os.PathLike) -> SHDData:
+    """Read and validate an SHD file. Any problem raises :class:`DataError` naming file, key and sample."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DataError(f"{path}: not a readable HDF5 file ({exc})") from None
+    with f:
+        for key in REQUIRED_KEYS:
+            if key not in f:
+                raise DataError(f"{path}: missing key '{key}' (not an SHD file?)")
+        try:
+            labels = np.asarray(f["labels"][:])
+            speakers = np.asarray(f["extra/speaker"][:])
+            times = f["spikes/times"][:]
+            units = f["spikes/units"][:]
+            source = np.asarray(f[SOURCE_KEY][:]) if SOURCE_KEY in f else None
+            keys = np.asarray(f["extra/keys"][:]) if "extra/keys" in f else None
+            meta = {}
+            if "extra/meta_info" in f:
+                for name, ds in f["extra/meta_info"].items():
+                    meta[name] = np.asarray(ds[:])
+        except (OSError, TypeError, ValueError) as exc:
+            raise DataError(f"{path}: could not read the SHD datasets ({exc})") from None
+    n = len(labels)
+    if labels.ndim != 1:
+        raise DataError(f"{path}: 'labels' must be one-dimensional, found shape {labels.shape}")
+    if times.dtype != object or units.dtype != object:
+        raise DataError(f"{path}: 'spikes/times' and 'spikes/units' must be variable-length arrays")
+    labels = _check_range(path, "labels", labels, NB_CLASSES)
+    if len(speakers) != n:
+        raise DataError(f"{path}: 'extra/speaker' holds {len(speakers)} samples but 'labels' holds {n}")
+    speakers = _check_range(path, "extra/speaker", speakers, NB_SPEAKERS)
+    _check_sample_arrays(path, times, units, n)
+    if source is not None:
+        if len(source) != n:
+            raise DataError(f"{path}: '{SOURCE_KEY}' holds {len(source)} samples but 'labels' holds {n}")
+        source = _check_range(path, SOURCE_KEY, source, len(SOURCE_NAMES))
+    return SHDData(times, units, labels, speakers, path=path, source=source, keys=keys, meta=meta)
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------
+# binning
+
+
+@dataclass
+class BinnedSpikes:
+    """Per-step spike counts of every sample, stored sparse (CSR over samples).
+
+    Sample i owns entries ``offsets[i]:offsets[i+1]`` of ``steps`` (uint8), ``units`` (uint16) and
+    ``counts`` (uint8, >= 1), sorted by (step, unit). ``dropped`` = spikes at or after max_time.
+    """
+
+    offsets: np.ndarray
+    steps: np.ndarray
+    units: np.ndarray
+    counts: np.ndarray
+    nb_steps: int
+    max_time: float
+    dropped: int
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def coo(self, indices) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(position in batch, step, unit, count) of the non-zero entries of the samples ``indices``."""
+        indices = np.asarray(indices, dtype=np.int64)
+        starts, ends = self.offsets[indices], self.offsets[indices + 1]
+        lengths = ends - starts
+        batch_pos = np.repeat(np.arange(len(indices)), lengths)
+        # gather entry positions without a Python loop: a running index inside each sample's slice
+        run = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        entries = np.repeat(starts, lengths) + run
+        return batch_pos, self.steps[entries], self.units[entries], self.counts[entries]
+
+    def dense(self, indices, dtype=np.float32, time_major: bool = False) -> np.ndarray:
+        """Dense counts, (B, T, 700) or (T, B, 700) when ``time_major``."""
+        b, t, u, c = self.coo(indices)
+        if time_major:
+            out = np.zeros((self.nb_steps, len(np.atleast_1d(indices)), NB_UNITS), dtype=dtype)
+            out[t, b, u] = c
+        else:
+            out = np.zeros((len(np.atleast_1d(indices)), self.nb_steps, NB_UNITS), dtype=dtype)
+            out[b, t, u] = c
+        return out
+
+
+def bin_spikes(
+    times: np.ndarray, units: np.ndarray, nb_steps: int = NB_STEPS, max_time: float = MAX_TIME, chunk: int = 512
+) -> BinnedSpikes:
+    """Bin every sample at once (vectorised, in chunks of samples to bound memory)."""
+    if nb_steps < 2 or nb_steps > 256:
+        raise DataError(f"nb_steps must be in [2, 256], got {nb_steps}")
+    if not max_time > 0:
+        raise DataError(f"max_time must be positive, got {max_time}")
+    edges = np.linspace(0, max_time, nb_steps)
+    n = len(times)
+    cells = nb_steps * NB_UNITS
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    steps, unit_parts, counts = [], [], []
+    dropped = 0
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        lengths = np.fromiter((len(t) for t in times[lo:hi]), dtype=np.int64, count=hi - lo)
+        if lengths.sum() == 0:
+            continue
+        t = np.concatenate(list(times[lo:hi])).astype(np.float64)
+        u = np.concatenate(list(units[lo:hi])).astype(np.int64)
+        s = np.digitize(t, edges)
+        keep = s < nb_steps
+        dropped += int((~keep).sum())
+        sample = np.repeat(np.arange(hi - lo), lengths)
+        key = sample[keep] * cells + s[keep] * NB_UNITS + u[keep]
+        dense = np.bincount(key, minlength=(hi - lo) * cells)
+        nz = np.flatnonzero(dense)
+        c = dense[nz]
+        if c.max(initial=0) > 255:
+            raise DataError(f"more than 255 spikes of one channel in one time step (samples {lo}..{hi - 1})")
+        sample_nz, rest = np.divmod(nz, cells)
+        step_nz, unit_nz = np.divmod(rest, NB_UNITS)
+        offsets[lo + 1 : hi + 1] = np.bincount(sample_nz, minlength=hi - lo)
+        steps.append(step_nz.astype(np.uint8))
+        unit_parts.append(unit_nz.astype(np.uint16))
+        counts.append(c.astype(np.uint8))
+    offsets = np.cumsum(offsets)
+
+    def cat(parts, dtype):
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+    return BinnedSpikes(
+        offsets, cat(steps, np.uint8), cat(unit_parts, np.uint16), cat(counts, np.uint8),
+        nb_steps, float(max_time), dropped,
+    )
+
+
+CACHE_VERSION = 1
+
+
+def cache_path_for(path: Path, nb_steps: int, max_time: float) -> Path:
+    return path.with_name(f"{path.stem}.bins-T{nb_steps}-max{max_time:g}.npz")
+
+
+def _source_stamp(path: Path) -> np.ndarray:
+    st = path.stat()
+    return np.array([CACHE_VERSION, st.st_size, st.st_mtime_ns], dtype=np.int64)
+
+
+def load_binned(
+    path: str | os.PathLike, data: SHDData | None = None, nb_steps: int = NB_STEPS, max_time: float = MAX_TIME,
+    use_cache: bool = True,
+) -> BinnedSpikes:
+    """Binned counts of the file at ``path``, from the cache next to it while file and parameters match."""
+    path = Path(path)
+    cache = cache_path_for(path, nb_steps, max_time)
+    stamp = _source_stamp(path)
+    if use_cache and cache.is_file():
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                if np.array_equal(z["stamp"], stamp):
+                    return BinnedSpikes(
+                        z["offsets"], z["steps"], z["units"], z["counts"], nb_steps, max_time, int(z["dropped"])
+                    )
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache is rebuilt below
+    if data is None:
+        data = load_shd(path)
+    binned = bin_spikes(data.times, data.units, nb_steps, max_time)
+    if use_cache:
+        tmp = cache.with_name(cache.name + f".tmp{os.getpid()}")
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, stamp=stamp, offsets=binned.offsets, steps=binned.steps, units=binned.units,
+                         counts=binned.counts, dropped=np.int64(binned.dropped))
+            os.replace(tmp, cache)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # read-only data folder: keep the result in memory only
+    return binned
