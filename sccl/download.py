@@ -1,0 +1,256 @@
+"""Fetch the Spiking Heidelberg Digits files (shd_train.h5, shd_test.h5) into a data folder.
+
+:func:`ensure_shd_files` returns at once, without any network access, when both ``.h5`` files are
+already in the folder and look like SHD files (they open as HDF5 and hold ``sccl.data.REQUIRED_KEYS``).
+Only when a file is missing or broken does it fetch ``md5sums.txt`` (once) from the base URL, then
+for each such file:
+
+* reuse ``<name>.h5.gz`` from the folder when its MD5 matches ``md5sums.txt``, otherwise download it
+  to a temporary file in the folder (with a progress bar) and check its MD5;
+* unpack it to a temporary file and rename that to ``<name>.h5`` (atomic, so an interrupted run never
+  leaves a half-written ``.h5``); the verified ``.gz`` is kept unless ``keep_gz=False``.
+
+Every failure (network error, HTTP error, checksum mismatch, a file missing from ``md5sums.txt``, a
+broken archive) raises :class:`sccl.errors.DataError` with one clear message, and temporary files are
+removed.
+
+Environment:
+    SCCL_SHD_URL   base URL to download from instead of ``DEFAULT_BASE_URL`` (e.g. a local mirror);
+                   it applies whenever ``base_url`` is left at its default.
+
+Offline use: place ``shd_train.h5`` and ``shd_test.h5`` (or the ``.h5.gz`` files plus ``md5sums.txt``
+served from a mirror) in the data folder by hand; they are downloadable from
+https://zenkelab.org/datasets/.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+from tqdm import tqdm
+
+from sccl.data import REQUIRED_KEYS
+from sccl.errors import DataError
+
+DEFAULT_BASE_URL = "https://zenkelab.org/datasets/"
+ENV_URL = "SCCL_SHD_URL"
+MD5SUMS_NAME = "md5sums.txt"
+SHD_NAMES = ("shd_train", "shd_test")
+TIMEOUT_S = 60.0
+CHUNK = 1 << 20
+_MAX_MD5SUMS_BYTES = 1 << 20
+
+Opener = Callable[[str], object]
+
+
+def _default_opener(url: str):
+    return urllib.request.urlopen(url, timeout=TIMEOUT_S)
+
+
+def resolve_base_url(base_url: str = DEFAULT_BASE_URL) -> str:
+    """The base URL in effect: ``SCCL_SHD_URL`` when set and ``base_url`` is the default."""
+    env = os.environ.get(ENV_URL, "").strip()
+    if env and base_url == DEFAULT_BASE_URL:
+        base_url = env
+    return base_url.rstrip("/") + "/"
+
+
+def is_valid_shd_file(path: str | os.PathLike) -> bool:
+    """Cheap check: the file opens as HDF5 and holds every key of ``REQUIRED_KEYS`` (no full validation)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return all(key in f for key in REQUIRED_KEYS)
+    except (OSError, ValueError, KeyError, RuntimeError):
+        return False
+
+
+def file_md5(path: str | os.PathLike, chunk: int = CHUNK) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _manual_hint(data_dir: Path) -> str:
+    return (
+        f"retry, or download {', '.join(n + '.h5.gz' for n in SHD_NAMES)} by hand from {DEFAULT_BASE_URL} "
+        f"and place them (or the unpacked .h5 files) in {data_dir}"
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return str(exc.reason)
+    return str(exc) or type(exc).__name__
+
+
+_NETWORK_ERRORS = (OSError, http.client.HTTPException, ValueError)  # URLError/HTTPError/timeouts are OSErrors
+
+
+def _stream(url: str, opener: Opener, sink, data_dir: Path, progress: bool, desc: str, limit: int | None = None):
+    """Copy the body at ``url`` into ``sink`` (a callable taking bytes); DataError on any network error."""
+    try:
+        resp = opener(url)
+    except _NETWORK_ERRORS as exc:
+        if isinstance(exc, urllib.error.HTTPError):
+            exc.close()  # an HTTPError holds the open error response
+        raise DataError(f"could not download {url}: {_reason(exc)}; {_manual_hint(data_dir)}") from None
+    try:
+        total = None
+        headers = getattr(resp, "headers", None)
+        if headers is not None:
+            try:
+                total = int(headers.get("Content-Length"))
+            except (TypeError, ValueError):
+                total = None
+        got = 0
+        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, disable=not progress,
+                  leave=False) as bar:
+            while True:
+                block = resp.read(CHUNK)
+                if not block:
+                    break
+                got += len(block)
+                if limit is not None and got > limit:
+                    raise DataError(f"{url}: larger than {limit} bytes, not a checksum list; {_manual_hint(data_dir)}")
+                sink(block)
+                bar.update(len(block))
+        if total is not None and got != total:
+            raise DataError(
+                f"could not download {url}: connection closed after {got} of {total} bytes; {_manual_hint(data_dir)}"
+            )
+    except _NETWORK_ERRORS as exc:
+        raise DataError(f"could not download {url}: {_reason(exc)}; {_manual_hint(data_dir)}") from None
+    finally:
+        close = getattr(resp, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - closing a finished response must not hide the real outcome
+                pass
+
+
+def parse_md5sums(text: str) -> dict[str, str]:
+    """``{filename: md5}`` from lines ``<md5>  <filename>`` (``*filename`` binary marker accepted)."""
+    sums = {}
+    for line in text.splitlines():
+        parts = line.strip().split(None, 1)
+        if len(parts) != 2:
+            continue
+        digest, name = parts[0].lower(), parts[1].strip().lstrip("*")
+        if len(digest) == 32 and all(c in "0123456789abcdef" for c in digest):
+            sums[os.path.basename(name)] = digest
+    return sums
+
+
+def _fetch_md5sums(base: str, opener: Opener, data_dir: Path) -> dict[str, str]:
+    url = base + MD5SUMS_NAME
+    buf = bytearray()
+    _stream(url, opener, buf.extend, data_dir, progress=False, desc=MD5SUMS_NAME, limit=_MAX_MD5SUMS_BYTES)
+    return parse_md5sums(buf.decode("utf-8", errors="replace"))
+
+
+def _temp_path(data_dir: Path, name: str) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=data_dir)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _download_gz(url: str, gz_path: Path, expected: str, opener: Opener, data_dir: Path, progress: bool) -> None:
+    """Download ``url`` to a temp file, check its MD5, then rename it to ``gz_path``."""
+    tmp = _temp_path(data_dir, gz_path.name)
+    try:
+        h = hashlib.md5()
+        with open(tmp, "wb") as fh:
+            def sink(block: bytes) -> None:
+                h.update(block)
+                fh.write(block)
+
+            _stream(url, opener, sink, data_dir, progress, gz_path.name)
+        actual = h.hexdigest()
+        if actual != expected:
+            raise DataError(
+                f"{gz_path.name}: MD5 checksum mismatch after download from {url} "
+                f"(expected {expected}, got {actual}); the download is corrupt or incomplete and was deleted; "
+                f"{_manual_hint(data_dir)}"
+            )
+        os.replace(tmp, gz_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _gunzip(gz_path: Path, h5_path: Path, data_dir: Path) -> None:
+    tmp = _temp_path(data_dir, h5_path.name)
+    try:
+        try:
+            with gzip.open(gz_path, "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst, CHUNK)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(f"{gz_path}: could not unpack ({exc}); {_manual_hint(data_dir)}") from None
+        if not is_valid_shd_file(tmp):
+            raise DataError(
+                f"{gz_path}: unpacks to a file that is not an SHD HDF5 file (missing one of {', '.join(REQUIRED_KEYS)})"
+            )
+        os.replace(tmp, h5_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def ensure_shd_files(
+    data_dir: str | os.PathLike,
+    base_url: str = DEFAULT_BASE_URL,
+    opener: Opener | None = None,
+    progress: bool = True,
+    keep_gz: bool = True,
+) -> tuple[Path, Path]:
+    """Make sure ``shd_train.h5`` and ``shd_test.h5`` are in ``data_dir``; return their paths (train, test).
+
+    No network access when both are present and valid. ``opener(url)`` must return a file-like object
+    with ``.read(n)`` (default: ``urllib.request.urlopen`` with a timeout). See the module docstring.
+    """
+    data_dir = Path(data_dir).expanduser()
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create data folder {data_dir}: {exc}") from None
+    h5_paths = tuple(data_dir / f"{name}.h5" for name in SHD_NAMES)
+    missing = [p for p in h5_paths if not is_valid_shd_file(p)]
+    if not missing:
+        return h5_paths  # type: ignore[return-value]
+
+    opener = opener or _default_opener
+    base = resolve_base_url(base_url)
+    sums = _fetch_md5sums(base, opener, data_dir)
+    for h5_path in missing:
+        gz_path = h5_path.with_name(h5_path.name + ".gz")
+        expected = sums.get(gz_path.name)
+        if expected is None:
+            raise DataError(
+                f"{gz_path.name} is not listed in {base}{MD5SUMS_NAME}, so it cannot be verified; "
+                f"{_manual_hint(data_dir)}"
+            )
+        if not (gz_path.is_file() and file_md5(gz_path) == expected):
+            _download_gz(base + gz_path.name, gz_path, expected, opener, data_dir, progress)
+        _gunzip(gz_path, h5_path, data_dir)
+        if not keep_gz:
+            gz_path.unlink(missing_ok=True)
+    return h5_paths  # type: ignore[return-value]
