@@ -1,0 +1,168 @@
+"""Pretraining: the model every continual-learning run starts from.
+
+One run folder per protocol, held-out id and seed (see :func:`run_dir`):
+    model.pt        state dict of the final model (``torch.load(..., weights_only=True)``)
+    split.npz       the protocol split (index arrays into the merged file)
+    config.json     every setting, package versions, the data file's SHA-256
+    epochs.csv      epoch, loss, train accuracy (running, during the epoch), test accuracy, seconds
+    log.txt         a human-readable log
+    checkpoint.pt   model + optimiser + history after the last finished epoch (resumes an interrupted run)
+A run resumes from its checkpoint and ends with the same weights as an uninterrupted one: batches are
+fixed (or reshuffled from (seed, epoch)), and nothing else random happens during training.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from sccl.device import resolve_device, set_threads
+from sccl.errors import ConfigError
+from sccl.model import RecurrentSNN
+from sccl.results import package_versions, read_json, torch_load, torch_save, write_csv, write_json
+from sccl.splits import Split, make_batches, make_split
+from sccl.training import Dataset, accuracy, raw_batches, train_epoch
+
+CSV_COLUMNS = ["epoch", "loss", "train_acc", "test_acc", "seconds"]
+# settings that may differ between an interrupted run and its resumption
+RESUMABLE_DIFFERENCES = {"epochs", "device", "threads", "quiet"}
+
+
+@dataclass
+class PretrainConfig:
+    scenario: str  # speaker | class | classes
+    held_out: int | None  # speaker or class id; None for the progressive base (classes 0-9)
+    protocol: str = "paper"
+    epochs: int = 200
+    batch_size: int = 64
+    lr: float = 2e-4
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 1
+    drop_last: bool = True
+    shuffle: bool = False  # reshuffle training batches every epoch (the original kept one fixed order)
+    eval_every: int = 1
+    quiet: bool = False
+
+
+def run_id(scenario: str, held_out: int | None) -> str:
+    return {"speaker": f"speaker{held_out}", "class": f"class{held_out}", "classes": "classes0-9"}[scenario]
+
+
+def run_dir(out_dir: str | Path, protocol: str, scenario: str, held_out: int | None, seed: int) -> Path:
+    return Path(out_dir) / "pretrain" / protocol / f"{run_id(scenario, held_out)}_seed{seed}"
+
+
+def is_finished(folder: Path, epochs: int | None = None) -> bool:
+    """A final model exists (trained for at least ``epochs`` epochs when given)."""
+    if not ((folder / "model.pt").is_file() and (folder / "config.json").is_file()):
+        return False
+    return epochs is None or read_json(folder / "config.json")["settings"]["epochs"] >= epochs
+
+
+def _log(folder: Path, line: str, quiet: bool) -> None:
+    with open(folder / "log.txt", "a") as fh:
+        fh.write(line + "\n")
+    if not quiet:
+        tqdm.write(line)
+
+
+def _epoch_batches(train_idx: np.ndarray, cfg: PretrainConfig, epoch: int) -> list[np.ndarray]:
+    order = train_idx
+    if cfg.shuffle:
+        order = np.random.default_rng([cfg.seed, epoch]).permutation(train_idx)
+    return make_batches(order, cfg.batch_size, cfg.drop_last)
+
+
+def pretrain(cfg: PretrainConfig, ds: Dataset, out_dir: str | Path, force: bool = False) -> Path:
+    """Train (or resume, or skip when finished) the model for ``cfg``; returns its run folder."""
+    if cfg.epochs < 1:
+        raise ConfigError(f"--epochs must be >= 1, got {cfg.epochs}")
+    if cfg.lr <= 0:
+        raise ConfigError(f"--lr must be positive, got {cfg.lr}")
+    folder = run_dir(out_dir, cfg.protocol, cfg.scenario, cfg.held_out, cfg.seed)
+    settings = asdict(cfg)
+    config = {"settings": settings, "data": {"path": str(ds.path), "sha256": ds.sha256(),
+              "synthetic": ds.synthetic, "nb_steps": ds.binned.nb_steps, "max_time": ds.binned.max_time},
+              "versions": package_versions()}
+    if folder.exists() and force:
+        for name in ("model.pt", "checkpoint.pt", "epochs.csv", "log.txt", "config.json", "split.npz"):
+            (folder / name).unlink(missing_ok=True)
+    if (folder / "config.json").is_file():
+        old = read_json(folder / "config.json")
+        diff = {k for k in set(settings) | set(old["settings"]) if settings.get(k) != old["settings"].get(k)}
+        diff -= RESUMABLE_DIFFERENCES
+        if old["data"]["sha256"] != config["data"]["sha256"]:
+            diff.add("data file")
+        if diff:
+            raise ConfigError(f"{folder} holds a run with other settings ({', '.join(sorted(diff))}); "
+                              "pass --force to start it again")
+        if is_finished(folder) and old["settings"]["epochs"] >= cfg.epochs:
+            if not cfg.quiet:
+                print(f"{folder}: already finished ({old['settings']['epochs']} epochs), skipping")
+            return folder
+    folder.mkdir(parents=True, exist_ok=True)
+
+    set_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    split = make_split(cfg.scenario, cfg.held_out, ds.labels, ds.speakers, ds.source, cfg.protocol, cfg.seed)
+    train_idx, test_idx = split["pretrain_train"], split["pretrain_test"]
+    if len(train_idx) < cfg.batch_size and cfg.drop_last:
+        raise ConfigError(f"only {len(train_idx)} pretraining samples: fewer than one batch of {cfg.batch_size}")
+
+    torch.manual_seed(cfg.seed)
+    net = RecurrentSNN().to(device)
+    optimizer = torch.optim.Adamax(net.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    history: list[dict] = []
+    start = 0
+    if (folder / "checkpoint.pt").is_file():
+        ckpt = torch_load(folder / "checkpoint.pt", map_location=device)
+        net.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        history, start = list(ckpt["history"]), int(ckpt["epoch"])
+        _log(folder, f"resuming after epoch {start}", cfg.quiet)
+    else:
+        split.save(folder / "split.npz")
+        (folder / "log.txt").unlink(missing_ok=True)
+        _log(folder, f"pretraining {run_id(cfg.scenario, cfg.held_out)} ({cfg.protocol} protocol, seed {cfg.seed}) "
+             f"on {ds.path}{' [synthetic SHD-format data, not SHD]' if ds.synthetic else ''}", cfg.quiet)
+        _log(folder, f"split: {split.describe()}", cfg.quiet)
+    (folder / "model.pt").unlink(missing_ok=True)  # training more epochs: the old final model is not final
+    write_json(folder / "config.json", config)
+
+    test_batches = raw_batches(ds, make_batches(test_idx, 256, drop_last=False), device)
+    fixed_train = None if cfg.shuffle else raw_batches(ds, _epoch_batches(train_idx, cfg, 0), device)
+    n_batches = len(_epoch_batches(train_idx, cfg, 0))
+    for epoch in range(start + 1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        batches = fixed_train if fixed_train is not None else raw_batches(ds, _epoch_batches(train_idx, cfg, epoch), device)
+        with tqdm(total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=cfg.quiet) as bar:
+            loss, train_acc = train_epoch(net, optimizer, batches, bar)
+        evaluate = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
+        test_acc = accuracy(net, test_batches) if evaluate else float("nan")
+        row = {"epoch": epoch, "loss": round(loss, 6), "train_acc": round(train_acc, 6),
+               "test_acc": round(test_acc, 6), "seconds": round(time.perf_counter() - t0, 3)}
+        history.append(row)
+        torch_save(folder / "checkpoint.pt", {"epoch": epoch, "model": net.state_dict(),
+                                               "optimizer": optimizer.state_dict(), "history": history})
+        write_csv(folder / "epochs.csv", history, CSV_COLUMNS)
+        _log(folder, f"epoch {epoch}: loss {loss:.4f}, train acc {train_acc:.4f}, test acc {test_acc:.4f}, "
+             f"{row['seconds']:.1f} s", cfg.quiet)
+    torch_save(folder / "model.pt", {k: v.detach().cpu() for k, v in net.state_dict().items()})
+    final = history[-1]["test_acc"] if history else float("nan")
+    _log(folder, f"done: test accuracy {final:.4f} -> {folder / 'model.pt'}", cfg.quiet)
+    return folder
+
+
+def load_pretrained(folder: Path, device: torch.device | str = "cpu") -> tuple[RecurrentSNN, Split, dict]:
+    """(model, split, config) of a finished pretraining run."""
+    if not is_finished(folder):
+        raise ConfigError(f"no finished pretraining in {folder}: run statedicts/pretrain.py first")
+    net = RecurrentSNN()
+    net.load_state_dict(torch_load(folder / "model.pt"))
+    return net.to(device), Split.load(folder / "split.npz"), read_json(folder / "config.json")

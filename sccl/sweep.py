@@ -1,0 +1,97 @@
+"""The testsuite engine: run a list of jobs as separate processes, skip those already finished, retry
+failures (a crashed run is never counted done), run several at once with ``jobs``, and print a table.
+
+A job is done only when its own ``is_done()`` says so (its result files exist); there is no counter
+file to advance past a failure, as the original's ``test.conf`` did.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Job:
+    name: str
+    argv: list[str]
+    is_done: Callable[[], bool]
+    status: str = "pending"
+    seconds: float = 0.0
+    attempts: int = 0
+    tail: list[str] = field(default_factory=list)
+
+
+def _run_one(job: Job, retries: int, env: dict, quiet: bool) -> Job:
+    for attempt in range(1, retries + 2):
+        job.attempts = attempt
+        t0 = time.perf_counter()
+        proc = subprocess.run(job.argv, capture_output=True, text=True, env=env)
+        job.seconds += time.perf_counter() - t0
+        if proc.returncode == 0 and job.is_done():
+            job.status = "done"
+            return job
+        job.tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        if not quiet:
+            print(f"  {job.name}: failed (exit {proc.returncode}, attempt {attempt}): "
+                  f"{job.tail[-1] if job.tail else ''}", flush=True)
+    job.status = "failed"
+    return job
+
+
+def run_jobs(jobs: list[Job], parallel: int = 1, retries: int = 1, dry_run: bool = False, quiet: bool = False) -> int:
+    """Run the pending jobs; returns the number that failed. Prints progress and a summary table."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.setdefault("MALLOC_MMAP_THRESHOLD_", str(1 << 26))  # fewer page faults in the BPTT buffers
+    pending = []
+    for job in jobs:
+        if job.is_done():
+            job.status = "skipped (done)"
+        else:
+            pending.append(job)
+    print(f"{len(jobs)} runs: {len(jobs) - len(pending)} already done, {len(pending)} to run"
+          + (f", {parallel} at a time" if parallel > 1 and pending else ""), flush=True)
+    if dry_run:
+        for job in pending:
+            print("  would run: " + " ".join(job.argv[1:]))
+        return 0
+    finished = 0
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        for job in pool.map(lambda j: _run_one(j, retries, env, quiet), pending):
+            finished += 1
+            print(f"[{finished}/{len(pending)}] {job.name}: {job.status} in {job.seconds:.1f} s", flush=True)
+    width = max((len(j.name) for j in jobs), default=4)
+    print("\n" + f"{'run':<{width}}  status")
+    for job in jobs:
+        print(f"{job.name:<{width}}  {job.status}" + (f" ({job.seconds:.1f} s)" if job.seconds else ""))
+    failed = sum(j.status == "failed" for j in jobs)
+    if failed:
+        print(f"\n{failed} run(s) failed; run the same command again to retry them", file=sys.stderr)
+    return failed
+
+
+def parse_int_list(text: str, low: int, high: int, what: str) -> list[int]:
+    """'0-3,7' -> [0, 1, 2, 3, 7]; 'all' -> low..high; values checked against [low, high]."""
+    from sccl.errors import ConfigError
+
+    if text == "all":
+        return list(range(low, high + 1))
+    values: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part.strip()[1:]:
+                a, b = part.split("-", 1)
+                values.extend(range(int(a), int(b) + 1))
+            elif part.strip():
+                values.append(int(part))
+    except ValueError:
+        raise ConfigError(f"cannot read {what} list '{text}' (use e.g. 0-3,7 or all)") from None
+    bad = [v for v in values if not low <= v <= high]
+    if bad:
+        raise ConfigError(f"{what} {bad[0]} is outside {low}..{high}")
+    return sorted(set(values))

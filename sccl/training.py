@@ -1,0 +1,122 @@
+"""The one train / evaluate loop every experiment uses, and the step from a merged file to model inputs.
+
+A :class:`Batch` is whatever the network takes (raw spike counts, or stored activity at a latent depth
+with ``from_depth``) plus its labels; it is built once and reused every epoch, as the original did.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sccl.data import MAX_TIME, NB_CLASSES, NB_SPEAKERS, NB_STEPS, SOURCE_KEY, BinnedSpikes, file_sha256, load_binned
+from sccl.errors import DataError
+from sccl.model import SparseInput
+
+
+@dataclass
+class Dataset:
+    """The merged file, validated and binned: what every experiment reads."""
+
+    path: Path
+    labels: np.ndarray
+    speakers: np.ndarray
+    source: np.ndarray | None
+    binned: BinnedSpikes
+    description: str
+
+    @property
+    def synthetic(self) -> bool:
+        return "synthetic" in self.description
+
+    def sha256(self) -> str:
+        return file_sha256(self.path)
+
+
+def _read_sample_info(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str]:
+    with h5py.File(path, "r") as f:
+        labels = np.asarray(f["labels"][:], dtype=np.int64)
+        speakers = np.asarray(f["extra/speaker"][:], dtype=np.int64)
+        source = np.asarray(f[SOURCE_KEY][:], dtype=np.int64) if SOURCE_KEY in f else None
+        description = str(f.attrs.get("description", ""))
+    if labels.min(initial=0) < 0 or labels.max(initial=0) >= NB_CLASSES or speakers.max(initial=0) >= NB_SPEAKERS:
+        raise DataError(f"{path}: labels or speakers out of range")
+    return labels, speakers, source, description
+
+
+def load_dataset(path: str | os.PathLike, nb_steps: int = NB_STEPS, max_time: float = MAX_TIME) -> Dataset:
+    """Bin (or reuse the cached bins of) the file at ``path``; the file is fully validated when binned."""
+    path = Path(path)
+    binned = load_binned(path, nb_steps=nb_steps, max_time=max_time)
+    labels, speakers, source, description = _read_sample_info(path)
+    if len(labels) != len(binned):
+        raise DataError(f"{path}: {len(labels)} labels but {len(binned)} binned samples (stale cache?)")
+    return Dataset(path, labels, speakers, source, binned, description)
+
+
+@dataclass
+class Batch:
+    x: torch.Tensor | SparseInput  # raw counts (from_depth None) or activity at depth from_depth
+    y: torch.Tensor
+    from_depth: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def raw_batches(ds: Dataset, index_batches: list[np.ndarray], device: torch.device) -> list[Batch]:
+    """Sparse model inputs of the given sample batches, built once."""
+    out = []
+    for idx in index_batches:
+        b, t, u, c = ds.binned.coo(idx)
+        x = SparseInput.from_coo(b, t, u, c, batch_size=len(idx), nb_steps=ds.binned.nb_steps, device=device)
+        out.append(Batch(x, torch.as_tensor(ds.labels[idx], device=device)))
+    return out
+
+
+def nll_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.nll_loss(F.log_softmax(logits, dim=1), y)
+
+
+def train_epoch(net, optimizer, batches: list[Batch], progress=None) -> tuple[float, float]:
+    """One optimiser step per batch, in the given order. Returns (mean loss, running accuracy)."""
+    net.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    for batch in batches:
+        logits = net(batch.x, from_depth=batch.from_depth) if batch.from_depth is not None else net(batch.x)
+        loss = nll_loss(logits, batch.y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.item() * len(batch)
+        correct += int((logits.argmax(1) == batch.y).sum())
+        seen += len(batch)
+        if progress is not None:
+            progress.update(1)
+    return total_loss / max(seen, 1), correct / max(seen, 1)
+
+
+@torch.no_grad()
+def predict(net, batches: list[Batch]) -> tuple[np.ndarray, np.ndarray]:
+    """(predictions, labels) over all batches."""
+    net.eval()
+    preds, labels = [], []
+    for batch in batches:
+        logits = net(batch.x, from_depth=batch.from_depth) if batch.from_depth is not None else net(batch.x)
+        preds.append(logits.argmax(1).cpu().numpy())
+        labels.append(batch.y.cpu().numpy())
+    if not preds:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(preds), np.concatenate(labels)
+
+
+def accuracy(net, batches: list[Batch]) -> float:
+    """Sample-weighted accuracy (NaN for an empty set)."""
+    p, y = predict(net, batches)
+    return float((p == y).mean()) if len(y) else float("nan")

@@ -1,0 +1,62 @@
+"""Pretrain every model the continual-learning protocols need; resumable (finished runs are skipped,
+failed runs are retried, never counted done).
+
+    python statedicts/testsuite.py --speakers all --classes none --progressive
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sccl.cli import run_cli  # noqa: E402
+from sccl.errors import ConfigError  # noqa: E402
+from sccl.pretraining import is_finished, run_dir, run_id  # noqa: E402
+from sccl.sweep import Job, parse_int_list, run_jobs  # noqa: E402
+
+PRETRAIN = str(ROOT / "statedicts" / "pretrain.py")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--speakers", default="all", help="speakers to hold out, e.g. 0-11, 3,5, all or none (default: all)")
+    p.add_argument("--classes", default="all", help="classes to hold out, e.g. 0-19, 7, all or none (default: all)")
+    p.add_argument("--progressive", action=argparse.BooleanOptionalAction, default=True,
+                   help="also pretrain the English-digit model (classes 0-9) (default: on)")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel, one process (one thread) each")
+    p.add_argument("--retries", type=int, default=1, help="immediate retries of a failed run (default: 1)")
+    p.add_argument("--dry-run", action="store_true", help="only list what would run")
+    p.add_argument("--data-dir", default="~/data/hdspikes")
+    p.add_argument("--out-dir", default="runs")
+    p.add_argument("--protocol", choices=["paper", "official"], default="paper")
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    args = p.parse_args(argv)
+    speakers = [] if args.speakers == "none" else parse_int_list(args.speakers, 0, 11, "speaker")
+    classes = [] if args.classes == "none" else parse_int_list(args.classes, 0, 19, "class")
+    seeds = parse_int_list(args.seeds, 0, 2**31 - 1, "seed")
+    targets = [("speaker", s) for s in speakers] + [("class", c) for c in classes]
+    targets += [("classes", None)] if args.progressive else []
+    if not targets:
+        raise ConfigError("nothing to run: choose --speakers, --classes or --progressive")
+    common = ["--data-dir", args.data_dir, "--out-dir", args.out_dir, "--protocol", args.protocol,
+              "--epochs", str(args.epochs), "--device", args.device, "--quiet"]
+    flag = {"speaker": "--speaker", "class": "--removed-class", "classes": "--classes"}
+    jobs = []
+    for seed in seeds:
+        for scenario, held in targets:
+            folder = run_dir(args.out_dir, args.protocol, scenario, held, seed)
+            value = "0-9" if held is None else str(held)
+            jobs.append(Job(f"{run_id(scenario, held)} seed {seed}",
+                            [sys.executable, PRETRAIN, flag[scenario], value, "--seed", str(seed)] + common,
+                            lambda folder=folder: is_finished(folder, args.epochs)))
+    failed = run_jobs(jobs, parallel=args.jobs, retries=args.retries, dry_run=args.dry_run)
+    if failed:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
