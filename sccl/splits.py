@@ -84,16 +84,25 @@ def _rng(seed: int, scenario: str, protocol: str, held_out: int | None, group: i
 def stratified_test_split(
     indices: np.ndarray, labels: np.ndarray, rng: np.random.Generator, test_fraction: float = TEST_FRACTION
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(train, test): in every label, round(test_fraction * n) samples go to test; both sets shuffled."""
+    """(train, test), both shuffled. The test set holds round(test_fraction * n) samples in total, shared
+    among labels in proportion (each label gets the floor or the ceiling of its share; the remainder goes to
+    the largest fractional shares, ties broken at random), so even a group with one sample per label gets
+    its fifth."""
+    classes, counts = np.unique(labels[indices], return_counts=True)
+    if len(indices) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    share = test_fraction * counts
+    quota = np.floor(share).astype(np.int64)
+    remainder = int(np.floor(test_fraction * len(indices) + 0.5)) - int(quota.sum())
+    if remainder > 0:
+        order = np.lexsort((rng.random(len(classes)), -(share - quota)))
+        quota[order[:remainder]] += 1
     train, test = [], []
-    for label in np.unique(labels[indices]):
+    for label, n_test in zip(classes, quota):
         members = rng.permutation(indices[labels[indices] == label])
-        n_test = int(np.floor(test_fraction * len(members) + 0.5))
         test.append(members[:n_test])
         train.append(members[n_test:])
-    train = rng.permutation(np.concatenate(train)) if train else np.zeros(0, np.int64)
-    test = rng.permutation(np.concatenate(test)) if test else np.zeros(0, np.int64)
-    return train.astype(np.int64), test.astype(np.int64)
+    return rng.permutation(np.concatenate(train)).astype(np.int64), rng.permutation(np.concatenate(test)).astype(np.int64)
 
 
 def _official_split(indices, source, rng) -> tuple[np.ndarray, np.ndarray]:

@@ -65,9 +65,18 @@ class Batch:
     x: torch.Tensor | SparseInput  # raw counts (from_depth None) or activity at depth from_depth
     y: torch.Tensor
     from_depth: int | None = None
+    time_major: bool = False  # x is (T, B, H) activity (cached frozen prefix): no transpose per step
 
     def __len__(self) -> int:
         return len(self.y)
+
+
+def logits_of(net, batch: Batch) -> torch.Tensor:
+    if batch.from_depth is None:
+        return net(batch.x)
+    if batch.time_major:
+        return net.forward_time_major(batch.x, batch.from_depth)
+    return net(batch.x, from_depth=batch.from_depth)
 
 
 def raw_batches(ds: Dataset, index_batches: list[np.ndarray], device: torch.device) -> list[Batch]:
@@ -89,7 +98,7 @@ def train_epoch(net, optimizer, batches: list[Batch], progress=None) -> tuple[fl
     net.train()
     total_loss, correct, seen = 0.0, 0, 0
     for batch in batches:
-        logits = net(batch.x, from_depth=batch.from_depth) if batch.from_depth is not None else net(batch.x)
+        logits = logits_of(net, batch)
         loss = nll_loss(logits, batch.y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -108,7 +117,7 @@ def predict(net, batches: list[Batch]) -> tuple[np.ndarray, np.ndarray]:
     net.eval()
     preds, labels = [], []
     for batch in batches:
-        logits = net(batch.x, from_depth=batch.from_depth) if batch.from_depth is not None else net(batch.x)
+        logits = logits_of(net, batch)
         preds.append(logits.argmax(1).cpu().numpy())
         labels.append(batch.y.cpu().numpy())
     if not preds:

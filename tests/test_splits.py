@@ -36,11 +36,20 @@ def test_paper_fraction_is_a_clean_fifth_per_label():
     s = make_split("class", 7, LABELS, SPEAKERS, seed=0)
     for name in ("pretrain", "new"):
         tr, te = s[f"{name}_train"], s[f"{name}_test"]
+        n = len(tr) + len(te)
+        assert len(te) == int(np.floor(n / 5 + 0.5))
         for label in np.unique(LABELS[np.r_[tr, te]]):
-            n = ((LABELS[tr] == label).sum() + (LABELS[te] == label).sum())
-            assert (LABELS[te] == label).sum() == int(np.floor(n / 5 + 0.5))
+            n_label = (LABELS[np.r_[tr, te]] == label).sum()
+            assert (LABELS[te] == label).sum() in (n_label // 5, -(-n_label // 5))
     assert (LABELS[s["new_train"]] == 7).all() and not (LABELS[s["pretrain_train"]] == 7).any()
     assert not (LABELS[s["pretrain_test"]] == 7).any()
+
+
+def test_small_group_with_one_sample_per_label_still_gets_a_fifth():
+    labels, speakers = np.r_[np.arange(20), np.arange(20)], np.r_[np.full(20, 3), np.full(20, 1)]
+    s = make_split("speaker", 3, labels, speakers, seed=0)
+    assert len(s["new_test"]) == 4 and len(s["new_train"]) == 16
+    assert len(np.unique(labels[s["new_test"]])) == 4
 
 
 def test_progressive_split_sets():
