@@ -252,9 +252,10 @@ class BinnedSpikes:
 
 
 def bin_spikes(
-    times: np.ndarray, units: np.ndarray, nb_steps: int = NB_STEPS, max_time: float = MAX_TIME, chunk: int = 512
+    times: np.ndarray, units: np.ndarray, nb_steps: int = NB_STEPS, max_time: float = MAX_TIME, chunk: int = 256
 ) -> BinnedSpikes:
-    """Bin every sample at once (vectorised, in chunks of samples to bound memory)."""
+    """Bin every sample, vectorised over chunks of samples: each spike gets the key
+    (sample, step, unit) as one uint32, the keys are sorted, and each run of equal keys is one count."""
     if nb_steps < 2 or nb_steps > 256:
         raise DataError(f"nb_steps must be in [2, 256], got {nb_steps}")
     if not max_time > 0:
@@ -262,7 +263,8 @@ def bin_spikes(
     edges = np.linspace(0, max_time, nb_steps)
     n = len(times)
     cells = nb_steps * NB_UNITS
-    offsets = np.zeros(n + 1, dtype=np.int64)
+    chunk = max(1, min(chunk, (2**32 - 1) // cells))
+    per_sample = np.zeros(n + 1, dtype=np.int64)
     steps, unit_parts, counts = [], [], []
     dropped = 0
     for lo in range(0, n, chunk):
@@ -270,25 +272,28 @@ def bin_spikes(
         lengths = np.fromiter((len(t) for t in times[lo:hi]), dtype=np.int64, count=hi - lo)
         if lengths.sum() == 0:
             continue
-        t = np.concatenate(list(times[lo:hi])).astype(np.float64)
-        u = np.concatenate(list(units[lo:hi])).astype(np.int64)
-        s = np.digitize(t, edges)
+        s = np.digitize(np.concatenate(list(times[lo:hi])).astype(np.float64), edges).astype(np.uint32)
+        u = np.concatenate(list(units[lo:hi])).astype(np.uint32)
+        sample = np.repeat(np.arange(hi - lo, dtype=np.uint32), lengths)
         keep = s < nb_steps
-        dropped += int((~keep).sum())
-        sample = np.repeat(np.arange(hi - lo), lengths)
-        key = sample[keep] * cells + s[keep] * NB_UNITS + u[keep]
-        dense = np.bincount(key, minlength=(hi - lo) * cells)
-        nz = np.flatnonzero(dense)
-        c = dense[nz]
-        if c.max(initial=0) > 255:
+        dropped += int(len(s) - keep.sum())
+        key = np.sort(sample[keep] * np.uint32(cells) + s[keep] * np.uint32(NB_UNITS) + u[keep])
+        if len(key) == 0:
+            continue
+        first = np.empty(len(key), dtype=bool)
+        first[0] = True
+        np.not_equal(key[1:], key[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        run = np.diff(starts, append=len(key))
+        if run.max() > 255:
             raise DataError(f"more than 255 spikes of one channel in one time step (samples {lo}..{hi - 1})")
-        sample_nz, rest = np.divmod(nz, cells)
-        step_nz, unit_nz = np.divmod(rest, NB_UNITS)
-        offsets[lo + 1 : hi + 1] = np.bincount(sample_nz, minlength=hi - lo)
+        sample_nz, rest = np.divmod(key[starts], np.uint32(cells))
+        step_nz, unit_nz = np.divmod(rest, np.uint32(NB_UNITS))
+        per_sample[lo + 1 : hi + 1] = np.bincount(sample_nz, minlength=hi - lo)
         steps.append(step_nz.astype(np.uint8))
         unit_parts.append(unit_nz.astype(np.uint16))
-        counts.append(c.astype(np.uint8))
-    offsets = np.cumsum(offsets)
+        counts.append(run.astype(np.uint8))
+    offsets = np.cumsum(per_sample)
 
     def cat(parts, dtype):
         return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
