@@ -1,14 +1,17 @@
-"""The main job: the whole pipeline in one command, on real SHD when found, else on the embedded
-synthetic SHD-format dataset (generated offline; clearly labelled, never called SHD).
+"""The main job: the whole study in one command.
 
-    python reproduce.py                      # embedded dataset unless SHD files are in --data-dir
-    python reproduce.py --data-dir ~/data/hdspikes
+    python reproduce.py                          # quick configuration (minutes on a 2-core CPU)
+    python reproduce.py --full --data-dir ~/data/hdspikes --jobs 8   # the paper's configuration on real SHD
 
-Stages: data (merge, or generate the embedded set) -> pretraining of a speaker-held-out model -> its
-accuracy. Rerunning skips finished stages.
+Data: real SHD when shd_train.h5 + shd_test.h5 (or shd_merged.h5) are in --data-dir; otherwise the embedded
+synthetic SHD-format dataset is generated into data/offline and every table and figure says
+"synthetic SHD-format data, not SHD". Stages: data -> pretraining -> sample-incremental -> class-incremental
+-> progressive -> report (results/summary.csv, results/REPORT.md, results/figures/). Every run is a separate
+process; rerunning skips what is finished, so an interrupted study resumes where it stopped.
 """
 
 import argparse
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,58 +19,166 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
+from sccl.cl_sweep import run_sweep  # noqa: E402
 from sccl.cli import run_cli  # noqa: E402
+from sccl.errors import ConfigError  # noqa: E402
 from sccl.merge import MERGED_FILE, TEST_FILE, TRAIN_FILE, ensure_merged  # noqa: E402
-from sccl.pretraining import PretrainConfig, pretrain  # noqa: E402
-from sccl.results import read_csv  # noqa: E402
-from sccl.training import load_dataset  # noqa: E402
+from sccl.pretraining import is_finished, run_dir  # noqa: E402
+from sccl.sweep import Job, parse_int_list, run_jobs  # noqa: E402
 
 OFFLINE_DIR = ROOT / "data" / "offline"
+
+# (quick, full) settings of every stage
+CONFIGS = {
+    "quick": {
+        "speakers": "3", "classes": "7", "pretrain_epochs": 40, "cl_epochs": 10, "progressive_epochs": 5,
+        "sample": [  # (strategies, depths, latent batches, rehearsal batches, stored steps)
+            ("naive,latent_replay", "0-3", "2,8", "1", "100"),
+            ("rehearsal", "0", "1", "1,4", "100"),
+            ("latent_replay_subsampled", "0-3", "8", "1", "10"),
+            ("latent_replay_subsampled", "1", "8", "1", "50,20"),
+        ],
+        "class": [
+            ("naive,rehearsal,latent_replay", "0-3", "1", "1", "100"),
+            ("latent_replay_subsampled", "0-3", "1", "1", "10"),
+        ],
+        "progressive": {"depths": "2", "k": "1", "subsample": "none,50"},
+    },
+    "full": {
+        "speakers": "0-11", "classes": "0-19", "pretrain_epochs": 200, "cl_epochs": 50, "progressive_epochs": 20,
+        "sample": [
+            ("naive,latent_replay", "0-3", "10,20,40,80", "1", "100"),
+            ("rehearsal", "0", "1", "1,2,3,4,5", "100"),
+            ("latent_replay_subsampled", "0-3", "10,20,40,80", "1", "50,20,10"),
+        ],
+        "class": [
+            ("naive,rehearsal,latent_replay", "0-3", "1,2,3,4", "2", "100"),
+            ("latent_replay_subsampled", "0-3", "1,2,3,4", "2", "50,20,10"),
+        ],
+        "progressive": {"depths": "0-3", "k": "1-4", "subsample": "none,50"},
+    },
+}
 
 
 def has_shd_files(folder: Path) -> bool:
     return (folder / MERGED_FILE).is_file() or ((folder / TRAIN_FILE).is_file() and (folder / TEST_FILE).is_file())
 
 
-def resolve_data(data_dir: Path, offline_size: str, seed: int) -> Path:
-    """The merged file to use: real SHD from data_dir when present, else the embedded synthetic set."""
+def resolve_data(data_dir: Path, offline_size: str, seed: int) -> tuple[Path, bool]:
+    """(folder holding the merged file, synthetic?): real SHD from data_dir, else the embedded dataset."""
     if has_shd_files(data_dir):
-        print(f"[data] SHD files found in {data_dir}")
-        return ensure_merged(data_dir)
+        print(f"[data] SHD files found in {data_dir}", flush=True)
+        ensure_merged(data_dir)
+        return data_dir, False
     from sccl.offline import generate_dataset
 
-    print(f"[data] no SHD files in {data_dir}: using the embedded synthetic SHD-format dataset "
-          f"({offline_size}) in {OFFLINE_DIR} -- synthetic data, not SHD")
+    print(f"[data] no SHD files in {data_dir}: using the embedded synthetic SHD-format dataset ({offline_size}) "
+          f"in {OFFLINE_DIR} -- synthetic data, not SHD", flush=True)
     if not has_shd_files(OFFLINE_DIR):
         t0 = time.perf_counter()
         generate_dataset(OFFLINE_DIR, size=offline_size, seed=seed)
-        print(f"[data] generated in {time.perf_counter() - t0:.1f} s")
-    return ensure_merged(OFFLINE_DIR)
+        print(f"[data] generated in {time.perf_counter() - t0:.0f} s", flush=True)
+    ensure_merged(OFFLINE_DIR)
+    return OFFLINE_DIR, True
+
+
+def sweep_args(args, runs_dir: Path, data_dir: Path, scenario: str, epochs: int, pretrain_epochs: int,
+               grid: tuple, ids: str) -> argparse.Namespace:
+    strategies, depths, n, rehearsal, steps = grid
+    return argparse.Namespace(
+        speakers=ids, classes=ids, strategies=strategies, depths=depths, latent_batches=n, rehearsal_batches=rehearsal,
+        subsample=steps, compression="or", seeds=args.seeds, epochs=epochs, batch_size=64,
+        pretrain_epochs=pretrain_epochs, jobs=args.jobs, retries=1, dry_run=False, data_dir=str(data_dir),
+        out_dir=str(runs_dir), protocol=args.protocol, device=args.device)
+
+
+def progressive_jobs(args, runs_dir: Path, data_dir: Path, conf: dict) -> list[str]:
+    argv = [sys.executable, str(ROOT / "class_incremental_multiclasses" / "testsuite.py"),
+            "--depths", conf["progressive"]["depths"], "--latent-batches", conf["progressive"]["k"],
+            "--subsample", conf["progressive"]["subsample"], "--seeds", args.seeds,
+            "--epochs", str(conf["progressive_epochs"]), "--pretrain-epochs", str(conf["pretrain_epochs"]),
+            "--jobs", str(args.jobs), "--data-dir", str(data_dir), "--out-dir", str(runs_dir),
+            "--protocol", args.protocol, "--device", args.device]
+    return argv
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--full", action="store_true", help="the paper's configuration (all speakers and classes, "
+                   "depths 0-3, the paper's buffer sizes and compression ratios, 200 / 50 / 20 epochs)")
     p.add_argument("--data-dir", default="~/data/hdspikes", help="folder with real SHD files (default: %(default)s)")
-    p.add_argument("--out-dir", default=str(ROOT / "results"), help="where runs go (default: results/)")
+    p.add_argument("--results-dir", default=str(ROOT / "results"), help="where everything goes (default: results/)")
     p.add_argument("--offline-size", default="demo", choices=["tiny", "demo", "shd"],
                    help="size of the embedded dataset when no SHD files are found (default: %(default)s)")
-    p.add_argument("--speaker", type=int, default=3, help="speaker held out in pretraining (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=30, help="pretraining epochs, quick configuration (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=2, help="runs in parallel, one process and thread each (default: 2)")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds; tables then report mean +- std")
+    p.add_argument("--protocol", choices=["paper", "official"], default="paper")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    p.add_argument("--stages", default="all",
+                   help="comma-separated subset of pretrain,sample,class,progressive,report (default: all)")
     args = p.parse_args(argv)
-    t0 = time.perf_counter()
-    merged = resolve_data(Path(args.data_dir).expanduser(), args.offline_size, args.seed)
-    ds = load_dataset(merged)
-    label = "synthetic SHD-format data, not SHD" if ds.synthetic else "SHD"
-    print(f"[pretrain] speaker {args.speaker} held out, {args.epochs} epochs ({label})")
-    folder = pretrain(PretrainConfig("speaker", args.speaker, epochs=args.epochs, seed=args.seed, device=args.device),
-                      ds, Path(args.out_dir) / "runs")
-    rows = read_csv(folder / "epochs.csv")
-    last = rows[-1]
-    print(f"[result] pretraining test accuracy {float(last['test_acc']):.3f} after {last['epoch']} epochs "
-          f"(chance 0.05) on {label}; run folder {folder}")
-    print(f"[done] {time.perf_counter() - t0:.0f} s")
+    stages = {"pretrain", "sample", "class", "progressive", "report"} if args.stages == "all" else set(
+        args.stages.split(","))
+    unknown = stages - {"pretrain", "sample", "class", "progressive", "report"}
+    if unknown:
+        raise ConfigError(f"unknown stage(s): {', '.join(sorted(unknown))}")
+    conf = CONFIGS["full" if args.full else "quick"]
+    results = Path(args.results_dir)
+    runs = results / "runs"
+    t_start = time.perf_counter()
+    data_dir, synthetic = resolve_data(Path(args.data_dir).expanduser(), args.offline_size,
+                                       int(args.seeds.split(",")[0]))
+    label = "synthetic SHD-format data, not SHD" if synthetic else "SHD"
+    order = [s for s in ("pretrain", "sample", "class", "progressive", "report") if s in stages]
+    failed = 0
+
+    def stage(name: str) -> None:
+        i = order.index(name) + 1
+        print(f"\n[stage {i}/{len(order)}] {name} ({label}); {time.perf_counter() - t_start:.0f} s so far", flush=True)
+
+    if "pretrain" in stages:
+        stage("pretrain")
+        jobs = []
+        for seed in args.seeds.split(","):
+            for flag, values, scenario in (("--speaker", conf["speakers"], "speaker"),
+                                           ("--removed-class", conf["classes"], "class")):
+                high = 11 if scenario == "speaker" else 19
+                for held in parse_int_list(values, 0, high, scenario):
+                    folder = run_dir(runs, args.protocol, scenario, held, int(seed))
+                    jobs.append(Job(f"pretrain {scenario}{held} seed {seed}",
+                                    [sys.executable, str(ROOT / "statedicts" / "pretrain.py"), flag, str(held),
+                                     "--seed", seed, "--epochs", str(conf["pretrain_epochs"]), "--data-dir",
+                                     str(data_dir), "--out-dir", str(runs), "--protocol", args.protocol,
+                                     "--device", args.device, "--quiet"],
+                                    lambda folder=folder: is_finished(folder, conf["pretrain_epochs"])))
+            folder = run_dir(runs, args.protocol, "classes", None, int(seed))
+            jobs.append(Job(f"pretrain classes0-9 seed {seed}",
+                            [sys.executable, str(ROOT / "statedicts" / "pretrain.py"), "--classes", "0-9", "--seed",
+                             seed, "--epochs", str(conf["pretrain_epochs"]), "--data-dir", str(data_dir),
+                             "--out-dir", str(runs), "--protocol", args.protocol, "--device", args.device, "--quiet"],
+                            lambda folder=folder: is_finished(folder, conf["pretrain_epochs"])))
+        failed += run_jobs(jobs, parallel=args.jobs)
+    for scenario, key, ids in (("speaker", "sample", conf["speakers"]), ("class", "class", conf["classes"])):
+        if key in stages:
+            stage(key)
+            for grid in conf[key]:
+                failed += run_sweep(sweep_args(args, runs, data_dir, scenario, conf["cl_epochs"],
+                                               conf["pretrain_epochs"], grid, ids), scenario)
+    if "progressive" in stages:
+        stage("progressive")
+        failed += subprocess.run(progressive_jobs(args, runs, data_dir, conf)).returncode != 0
+    if "report" in stages:
+        stage("report")
+        from sccl.report import build_report
+
+        written = build_report(results, runs, title_note=f"Configuration: {'full' if args.full else 'quick'}; "
+                               f"data: {label}; seeds {args.seeds}")
+        print(f"[report] wrote {results / 'summary.csv'}, {results / 'REPORT.md'} and "
+              f"{len(written.get('figures', []))} figure files in {results / 'figures'}")
+    print(f"\n[done] {time.perf_counter() - t_start:.0f} s" + (f"; {failed} stage(s) had failed runs: rerun the same "
+                                                              "command to retry them" if failed else ""))
+    if failed:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

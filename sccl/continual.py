@@ -29,7 +29,7 @@ from tqdm import tqdm
 from sccl.device import resolve_device, set_threads
 from sccl.errors import ConfigError
 from sccl.pretraining import load_pretrained, run_dir
-from sccl.replay import build_latent_memory, build_raw_memory
+from sccl.replay import build_latent_memory, build_raw_memory, check_stored_steps
 from sccl.results import read_csv, read_json, write_csv, write_json
 from sccl.splits import make_batches
 from sccl.training import Batch, Dataset, accuracy, predict, raw_batches, train_epoch
@@ -102,10 +102,8 @@ def validate(cfg: CLConfig, nb_steps: int) -> None:
         raise ConfigError(f"--latent-depth must be 0, 1, 2 or 3, got {cfg.latent_depth}")
     if cfg.strategy != "naive" and cfg.replay_batches < 1:
         raise ConfigError(f"the {cfg.strategy} strategy needs at least one replay batch, got {cfg.replay_batches}")
-    if cfg.stored_steps is not None and (cfg.stored_steps < 1 or nb_steps % cfg.stored_steps):
-        divisors = [d for d in range(1, nb_steps + 1) if nb_steps % d == 0]
-        raise ConfigError(f"--latent-subsample {cfg.stored_steps} must divide the {nb_steps} time steps "
-                          f"(divisors: {', '.join(map(str, divisors))})")
+    if cfg.stored_steps is not None:
+        check_stored_steps(nb_steps, cfg.stored_steps)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -183,6 +181,49 @@ def per_class_accuracy(net, batches: list[Batch]) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------------------------
+# shared by every continual-learning run (here and in sccl.progressive)
+
+
+def already_finished(folder: Path, force: bool, quiet: bool) -> bool:
+    """True when ``folder`` holds a finished run (and not ``force``); otherwise empty it for a fresh start."""
+    if (folder / "summary.json").is_file() and not force:
+        if not quiet:
+            print(f"{folder}: already finished, skipping")
+        return True
+    if folder.exists():
+        shutil.rmtree(folder)  # an unfinished run (or --force): start again from scratch
+    folder.mkdir(parents=True)
+    return False
+
+
+class RunLog:
+    """Append lines to the run's log.txt and echo them (unless quiet)."""
+
+    def __init__(self, folder: Path, quiet: bool):
+        self.path, self.quiet = folder / "log.txt", quiet
+
+    def __call__(self, line: str) -> None:
+        with open(self.path, "a") as fh:
+            fh.write(line + "\n")
+        if not self.quiet:
+            tqdm.write(line)
+
+
+def start_process(threads: int, device: str, seed: int) -> torch.device:
+    set_threads(threads)
+    torch.manual_seed(seed)
+    return resolve_device(device)
+
+
+def load_start_model(pre_dir: Path, ds: Dataset, device):
+    """(net, split, config) of the pretrained model, checked to come from this data file."""
+    net, split, pre_config = load_pretrained(pre_dir, device)
+    if pre_config["data"]["sha256"] != ds.sha256():
+        raise ConfigError(f"the model in {pre_dir} was pretrained on another data file than {ds.path}")
+    return net, split, pre_config
+
+
+# ----------------------------------------------------------------------------------------------
 # one run
 
 
@@ -190,29 +231,14 @@ def run_continual(cfg: CLConfig, ds: Dataset, out_dir: str | Path, force: bool =
     """Run (or skip, when finished) one continual-learning run; returns its folder."""
     validate(cfg, ds.binned.nb_steps)
     folder = run_folder(cfg, out_dir)
-    if (folder / "summary.json").is_file() and not force:
-        if not cfg.quiet:
-            print(f"{folder}: already finished, skipping")
+    if already_finished(folder, force, cfg.quiet):
         return folder
-    if folder.exists():
-        shutil.rmtree(folder)  # an unfinished run (or --force): start it again from scratch
-    folder.mkdir(parents=True)
     t_start = time.perf_counter()
-    set_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-
-    def log(line: str) -> None:
-        with open(folder / "log.txt", "a") as fh:
-            fh.write(line + "\n")
-        if not cfg.quiet:
-            tqdm.write(line)
-
+    log = RunLog(folder, cfg.quiet)
+    device = start_process(cfg.threads, cfg.device, cfg.seed)
     pre_dir = Path(cfg.pretrained) if cfg.pretrained else run_dir(out_dir, cfg.protocol, cfg.scenario, cfg.held_out,
                                                                   cfg.seed)
-    net, split, pre_config = load_pretrained(pre_dir, device)
-    if pre_config["data"]["sha256"] != ds.sha256():
-        raise ConfigError(f"the model in {pre_dir} was pretrained on another data file than {ds.path}")
+    net, split, pre_config = load_start_model(pre_dir, ds, device)
     if (split.scenario, split.held_out) != (cfg.scenario, cfg.held_out):
         raise ConfigError(f"the model in {pre_dir} was pretrained with {split.scenario} {split.held_out} held out, "
                           f"not {cfg.scenario} {cfg.held_out}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,11 +23,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sccl.continual import cached_batches, reinit_readout_column
-from sccl.device import resolve_device, set_threads
+from sccl.continual import RunLog, already_finished, cached_batches, load_start_model, reinit_readout_column, start_process
 from sccl.errors import ConfigError
-from sccl.pretraining import load_pretrained, run_dir
-from sccl.replay import ReplayMemory
+from sccl.pretraining import run_dir
+from sccl.replay import ReplayMemory, check_stored_steps
 from sccl.results import write_csv, write_json
 from sccl.splits import PROGRESSIVE_BASE, make_batches
 from sccl.training import Batch, Dataset, predict, train_epoch
@@ -90,32 +88,16 @@ def run_progressive(cfg: ProgressiveConfig, ds: Dataset, out_dir, force: bool = 
     if cfg.epochs < 0:
         raise ConfigError(f"--epochs must be >= 0, got {cfg.epochs}")
     T = ds.binned.nb_steps
-    if cfg.stored_steps is not None and (cfg.stored_steps < 1 or T % cfg.stored_steps):
-        divisors = ", ".join(str(d) for d in range(1, T + 1) if T % d == 0)
-        raise ConfigError(f"--latent-subsample {cfg.stored_steps} must divide the {T} time steps (divisors: {divisors})")
+    if cfg.stored_steps is not None:
+        check_stored_steps(T, cfg.stored_steps)
     folder = run_folder(cfg, out_dir)
-    if (folder / "summary.json").is_file() and not force:
-        if not cfg.quiet:
-            print(f"{folder}: already finished, skipping")
+    if already_finished(folder, force, cfg.quiet):
         return folder
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
     t_start = time.perf_counter()
-    set_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-
-    def log(line: str) -> None:
-        with open(folder / "log.txt", "a") as fh:
-            fh.write(line + "\n")
-        if not cfg.quiet:
-            tqdm.write(line)
-
+    log = RunLog(folder, cfg.quiet)
+    device = start_process(cfg.threads, cfg.device, cfg.seed)
     pre_dir = Path(cfg.pretrained) if cfg.pretrained else run_dir(out_dir, cfg.protocol, "classes", None, cfg.seed)
-    net, split, pre_config = load_pretrained(pre_dir, device)
-    if pre_config["data"]["sha256"] != ds.sha256():
-        raise ConfigError(f"the model in {pre_dir} was pretrained on another data file than {ds.path}")
+    net, split, pre_config = load_start_model(pre_dir, ds, device)
     if split.scenario != "classes":
         raise ConfigError(f"{pre_dir} is not a progressive (classes 0-9) pretraining run")
     d, k, bs = cfg.latent_depth, cfg.latent_batches, cfg.batch_size

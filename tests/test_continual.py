@@ -1,6 +1,5 @@
 """Continual learning (sample- and class-incremental, progressive) on the embedded offline dataset (tiny)."""
 
-import json
 import signal
 import subprocess
 import sys
