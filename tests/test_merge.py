@@ -71,7 +71,7 @@ def test_interrupted_merge_script_leaves_no_file(shd_pair, tmp_path):
             "orig = m._write_like\n"
             "def slow(*a):\n    orig(*a); time.sleep(30)\n"
             "m._write_like = slow\n"
-            f"m.merge_files(sys.argv[1], sys.argv[2], sys.argv[3])\n")
+            "m.merge_files(sys.argv[1], sys.argv[2], sys.argv[3])\n")
     proc = subprocess.Popen([sys.executable, "-c", code, str(train_p), str(test_p), str(tmp_path / "shd_merged.h5")])
     try:
         for _ in range(200):
