@@ -31,7 +31,12 @@ OFFLINE_DIR = ROOT / "data" / "offline"
 # (quick, full) settings of every stage
 CONFIGS = {
     "quick": {
-        "speakers": "3", "classes": "7", "pretrain_epochs": 40, "cl_epochs": 10, "progressive_epochs": 5,
+        # the small demo set has one batch of a new class per epoch: the original's lr 2e-4 does not learn it in
+        # a few epochs, 1e-3 (the original class-LR sweep's value) does
+        "speakers": "3", "classes": "7", "pretrain_epochs": 40,
+        "epochs": {"speaker": 10, "class": 30}, "lr": {"speaker": None, "class": 1e-3},
+        "progressive_epochs": 10, "progressive_lr": 1e-3,
+        "batch_size": {"pretrain": 64, "speaker": 64, "class": 64, "progressive": 64},
         "sample": [  # (strategies, depths, latent batches, rehearsal batches, stored steps)
             ("naive,latent_replay", "0-3", "2,8", "1", "100"),
             ("rehearsal", "0", "1", "1,4", "100"),
@@ -44,8 +49,23 @@ CONFIGS = {
         ],
         "progressive": {"depths": "2", "k": "1", "subsample": "none,50"},
     },
+    "smoke": {  # the smallest end-to-end run (for the test): tiny data, small batches, 1-2 epochs
+        "speakers": "3", "classes": "7", "pretrain_epochs": 2,
+        "epochs": {"speaker": 2, "class": 2}, "lr": {"speaker": None, "class": 1e-3},
+        "progressive_epochs": 1, "progressive_lr": 1e-3,
+        "batch_size": {"pretrain": 16, "speaker": 16, "class": 8, "progressive": 4},
+        "sample": [
+            ("naive,rehearsal,latent_replay", "1,3", "1,2", "1", "100"),
+            ("latent_replay_subsampled", "1", "2", "1", "10"),
+        ],
+        "class": [("naive,latent_replay_subsampled", "2", "1", "1", "10")],
+        "progressive": {"depths": "2", "k": "1", "subsample": "none"},
+    },
     "full": {
-        "speakers": "0-11", "classes": "0-19", "pretrain_epochs": 200, "cl_epochs": 50, "progressive_epochs": 20,
+        "speakers": "0-11", "classes": "0-19", "pretrain_epochs": 200,
+        "epochs": {"speaker": 50, "class": 50}, "lr": {"speaker": None, "class": None},
+        "progressive_epochs": 20, "progressive_lr": None,
+        "batch_size": {"pretrain": 64, "speaker": 64, "class": 64, "progressive": 64},
         "sample": [
             ("naive,latent_replay", "0-3", "10,20,40,80", "1", "100"),
             ("rehearsal", "0", "1", "1,2,3,4,5", "100"),
@@ -64,7 +84,7 @@ def has_shd_files(folder: Path) -> bool:
     return (folder / MERGED_FILE).is_file() or ((folder / TRAIN_FILE).is_file() and (folder / TEST_FILE).is_file())
 
 
-def resolve_data(data_dir: Path, offline_size: str, seed: int) -> tuple[Path, bool]:
+def resolve_data(data_dir: Path, offline_size: str, seed: int, offline_dir: Path = OFFLINE_DIR) -> tuple[Path, bool]:
     """(folder holding the merged file, synthetic?): real SHD from data_dir, else the embedded dataset."""
     if has_shd_files(data_dir):
         print(f"[data] SHD files found in {data_dir}", flush=True)
@@ -73,22 +93,23 @@ def resolve_data(data_dir: Path, offline_size: str, seed: int) -> tuple[Path, bo
     from sccl.offline import generate_dataset
 
     print(f"[data] no SHD files in {data_dir}: using the embedded synthetic SHD-format dataset ({offline_size}) "
-          f"in {OFFLINE_DIR} -- synthetic data, not SHD", flush=True)
-    if not has_shd_files(OFFLINE_DIR):
+          f"in {offline_dir} -- synthetic data, not SHD", flush=True)
+    if not has_shd_files(offline_dir):
         t0 = time.perf_counter()
-        generate_dataset(OFFLINE_DIR, size=offline_size, seed=seed)
+        generate_dataset(offline_dir, size=offline_size, seed=seed)
         print(f"[data] generated in {time.perf_counter() - t0:.0f} s", flush=True)
-    ensure_merged(OFFLINE_DIR)
-    return OFFLINE_DIR, True
+    ensure_merged(offline_dir)
+    return offline_dir, True
 
 
-def sweep_args(args, runs_dir: Path, data_dir: Path, scenario: str, epochs: int, pretrain_epochs: int,
-               grid: tuple, ids: str) -> argparse.Namespace:
+def sweep_args(args, runs_dir: Path, data_dir: Path, scenario: str, conf: dict, grid: tuple,
+               ids: str) -> argparse.Namespace:
     strategies, depths, n, rehearsal, steps = grid
     return argparse.Namespace(
         speakers=ids, classes=ids, strategies=strategies, depths=depths, latent_batches=n, rehearsal_batches=rehearsal,
-        subsample=steps, compression="or", seeds=args.seeds, epochs=epochs, batch_size=64,
-        pretrain_epochs=pretrain_epochs, jobs=args.jobs, retries=1, dry_run=False, data_dir=str(data_dir),
+        subsample=steps, compression="or", seeds=args.seeds, epochs=conf["epochs"][scenario],
+        batch_size=conf["batch_size"][scenario],
+        lr=conf["lr"][scenario], pretrain_epochs=conf["pretrain_epochs"], jobs=args.jobs, retries=1, dry_run=False, data_dir=str(data_dir),
         out_dir=str(runs_dir), protocol=args.protocol, device=args.device)
 
 
@@ -98,18 +119,22 @@ def progressive_jobs(args, runs_dir: Path, data_dir: Path, conf: dict) -> list[s
             "--subsample", conf["progressive"]["subsample"], "--seeds", args.seeds,
             "--epochs", str(conf["progressive_epochs"]), "--pretrain-epochs", str(conf["pretrain_epochs"]),
             "--jobs", str(args.jobs), "--data-dir", str(data_dir), "--out-dir", str(runs_dir),
-            "--protocol", args.protocol, "--device", args.device]
-    return argv
+            "--protocol", args.protocol, "--device", args.device,
+            "--batch-size", str(conf["batch_size"]["progressive"])]
+    return argv + (["--lr", str(conf["progressive_lr"])] if conf["progressive_lr"] else [])
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--full", action="store_true", help="the paper's configuration (all speakers and classes, "
                    "depths 0-3, the paper's buffer sizes and compression ratios, 200 / 50 / 20 epochs)")
+    p.add_argument("--smoke", action="store_true",
+                   help="the smallest end-to-end run (tiny data, 1-2 epochs): checks the pipeline, not the science")
     p.add_argument("--data-dir", default="~/data/hdspikes", help="folder with real SHD files (default: %(default)s)")
     p.add_argument("--results-dir", default=str(ROOT / "results"), help="where everything goes (default: results/)")
     p.add_argument("--offline-size", default="demo", choices=["tiny", "demo", "shd"],
                    help="size of the embedded dataset when no SHD files are found (default: %(default)s)")
+    p.add_argument("--offline-dir", help="where the embedded dataset is generated (default: data/offline)")
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel, one process and thread each (default: 2)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds; tables then report mean +- std")
     p.add_argument("--protocol", choices=["paper", "official"], default="paper")
@@ -122,12 +147,17 @@ def main(argv=None):
     unknown = stages - {"pretrain", "sample", "class", "progressive", "report"}
     if unknown:
         raise ConfigError(f"unknown stage(s): {', '.join(sorted(unknown))}")
-    conf = CONFIGS["full" if args.full else "quick"]
+    if args.full and args.smoke:
+        raise ConfigError("choose --full or --smoke, not both")
+    name = "full" if args.full else "smoke" if args.smoke else "quick"
+    conf = CONFIGS[name]
+    offline_dir = Path(args.offline_dir) if args.offline_dir else OFFLINE_DIR
+    offline_size = "tiny" if args.smoke else args.offline_size
     results = Path(args.results_dir)
     runs = results / "runs"
     t_start = time.perf_counter()
-    data_dir, synthetic = resolve_data(Path(args.data_dir).expanduser(), args.offline_size,
-                                       int(args.seeds.split(",")[0]))
+    data_dir, synthetic = resolve_data(Path(args.data_dir).expanduser(), offline_size,
+                                       int(args.seeds.split(",")[0]), offline_dir)
     label = "synthetic SHD-format data, not SHD" if synthetic else "SHD"
     order = [s for s in ("pretrain", "sample", "class", "progressive", "report") if s in stages]
     failed = 0
@@ -149,21 +179,21 @@ def main(argv=None):
                                     [sys.executable, str(ROOT / "statedicts" / "pretrain.py"), flag, str(held),
                                      "--seed", seed, "--epochs", str(conf["pretrain_epochs"]), "--data-dir",
                                      str(data_dir), "--out-dir", str(runs), "--protocol", args.protocol,
-                                     "--device", args.device, "--quiet"],
+                                     "--device", args.device, "--quiet", "--batch-size", str(conf["batch_size"]["pretrain"])],
                                     lambda folder=folder: is_finished(folder, conf["pretrain_epochs"])))
             folder = run_dir(runs, args.protocol, "classes", None, int(seed))
             jobs.append(Job(f"pretrain classes0-9 seed {seed}",
                             [sys.executable, str(ROOT / "statedicts" / "pretrain.py"), "--classes", "0-9", "--seed",
                              seed, "--epochs", str(conf["pretrain_epochs"]), "--data-dir", str(data_dir),
-                             "--out-dir", str(runs), "--protocol", args.protocol, "--device", args.device, "--quiet"],
+                             "--out-dir", str(runs), "--protocol", args.protocol, "--device", args.device, "--quiet",
+                             "--batch-size", str(conf["batch_size"]["pretrain"])],
                             lambda folder=folder: is_finished(folder, conf["pretrain_epochs"])))
         failed += run_jobs(jobs, parallel=args.jobs)
     for scenario, key, ids in (("speaker", "sample", conf["speakers"]), ("class", "class", conf["classes"])):
         if key in stages:
             stage(key)
             for grid in conf[key]:
-                failed += run_sweep(sweep_args(args, runs, data_dir, scenario, conf["cl_epochs"],
-                                               conf["pretrain_epochs"], grid, ids), scenario)
+                failed += run_sweep(sweep_args(args, runs, data_dir, scenario, conf, grid, ids), scenario)
     if "progressive" in stages:
         stage("progressive")
         failed += subprocess.run(progressive_jobs(args, runs, data_dir, conf)).returncode != 0
@@ -171,7 +201,7 @@ def main(argv=None):
         stage("report")
         from sccl.report import build_report
 
-        written = build_report(results, runs, title_note=f"Configuration: {'full' if args.full else 'quick'}; "
+        written = build_report(results, runs, title_note=f"Configuration: {name}; "
                                f"data: {label}; seeds {args.seeds}")
         print(f"[report] wrote {results / 'summary.csv'}, {results / 'REPORT.md'} and "
               f"{len(written.get('figures', []))} figure files in {results / 'figures'}")

@@ -29,6 +29,8 @@ def main(argv=None):
     p.add_argument("--compression", choices=["or", "sum"], default="or")
     p.add_argument("--seeds", default="0")
     p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the script's, 2e-4)")
     p.add_argument("--pretrain-epochs", type=int, default=200)
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--retries", type=int, default=1)
@@ -47,7 +49,9 @@ def main(argv=None):
             for k in parse_int_list(args.latent_batches, 0, 100, "k"):
                 for s in subsample:
                     argv_run = ["--latent-depth", str(d), "--latent-batches", str(k), "--seed", str(seed),
-                                "--epochs", str(args.epochs), "--compression", args.compression] + common
+                                "--epochs", str(args.epochs), "--compression", args.compression,
+                                "--batch-size", str(args.batch_size)] + common
+                    argv_run += ["--lr", str(args.lr)] if args.lr else []
                     argv_run += ["--latent-subsample", s] if s else []
                     cfg = config_from_args(build_parser().parse_args(argv_run))
                     jobs.append(Job(cfg.stamp().rsplit("-", 1)[0],

@@ -35,6 +35,7 @@ def add_sweep_flags(p: argparse.ArgumentParser, scenario: str) -> None:
     p.add_argument("--seeds", default="0")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=None, help="learning rate of every run (default: each script's own)")
     p.add_argument("--pretrain-epochs", type=int, default=200, help="epochs of any pretraining still missing")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (one process, one thread each)")
     p.add_argument("--retries", type=int, default=1)
@@ -65,7 +66,7 @@ def expand(args, scenario: str) -> list[list[str]]:
     for seed in parse_int_list(args.seeds, 0, 2**31 - 1, "seed"):
         for held in ids:
             base = [flag, str(held), "--seed", str(seed), "--epochs", str(args.epochs),
-                    "--batch-size", str(args.batch_size)]
+                    "--batch-size", str(args.batch_size)] + (["--lr", str(args.lr)] if args.lr else [])
             for strategy in strategies:
                 if strategy == "naive":
                     runs.append([strategy] + base)
