@@ -96,7 +96,7 @@ def resolve_data(data_dir: Path, offline_size: str, seed: int, offline_dir: Path
           f"in {offline_dir} -- synthetic data, not SHD", flush=True)
     if not has_shd_files(offline_dir):
         t0 = time.perf_counter()
-        generate_dataset(offline_dir, size=offline_size, seed=seed)
+        generate_dataset(offline_dir, size=offline_size, seed=seed, progress=True)
         print(f"[data] generated in {time.perf_counter() - t0:.0f} s", flush=True)
     ensure_merged(offline_dir)
     return offline_dir, True

@@ -35,7 +35,7 @@ from sccl.splits import make_batches
 from sccl.training import Batch, Dataset, accuracy, predict, raw_batches, train_epoch
 
 STRATEGIES = ("naive", "rehearsal", "latent_replay", "latent_replay_subsampled")
-SCHEDULES = ("original", "interleaved")
+SCHEDULES = ("original", "mixed")
 FOLDER_OF_SCENARIO = {"speaker": "sample_incremental", "class": "class_incremental"}
 NOT_IN_STAMP = {"threads", "quiet"}  # settings that do not change results
 
@@ -148,7 +148,7 @@ def cached_batches(net, ds: Dataset, index_batches, depth: int | None, device) -
 
 
 def schedule_order(n_new: int, n_replay: int, schedule: str) -> list[tuple[str, int]]:
-    """original: every new batch, then every replay batch; interleaved: replay spread evenly among new."""
+    """original: every new batch, then every replay batch; mixed: replay batches spread evenly among the new ones."""
     new = [("new", i) for i in range(n_new)]
     replay = [("replay", j) for j in range(n_replay)]
     if schedule == "original":

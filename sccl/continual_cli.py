@@ -65,9 +65,9 @@ def build_parser(strategy: str, scenario: str) -> argparse.ArgumentParser:
         p.add_argument("--compression", choices=["or", "sum"], default="or",
                        help="or: 1 if any spike in the window (the paper); sum: the spike count (default: or)")
     if strategy != "naive":
-        p.add_argument("--schedule", choices=["original", "interleaved"], default="original",
+        p.add_argument("--schedule", choices=["original", "mixed"], default="original",
                        help="original: all new batches then all replay batches each epoch; "
-                            "interleaved: replay batches spread among the new ones")
+                            "mixed: replay batches interleaved among the new ones")
         p.add_argument("--float16", action="store_true", help="store depth-0 currents as float16 (default float32)")
     p.add_argument("--force", action="store_true", help="run again even if this exact config has finished")
     p.add_argument("--quiet", action="store_true")

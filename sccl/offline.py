@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from sccl.cli import run_cli
 from sccl.data import NB_CLASSES, NB_SPEAKERS, NB_UNITS, SHDData, write_shd
@@ -528,12 +529,13 @@ def _meta() -> dict[str, np.ndarray]:
     }
 
 
-def _build(items: list[tuple[int, int, int]], seed: int, order_key: int) -> SHDData:
+def _build(items: list[tuple[int, int, int]], seed: int, order_key: int, progress: bool = False) -> SHDData:
     times = np.empty(len(items), dtype=object)
     units = np.empty(len(items), dtype=object)
     perm = _ss(seed, 4, order_key).permutation(len(items))  # file order: shuffled, as a real recording set
     items = [items[j] for j in perm]
-    for i, (s, w, r) in enumerate(items):
+    desc = f"generating {('train', 'test')[order_key]} samples"
+    for i, (s, w, r) in enumerate(tqdm(items, desc=desc, disable=not progress, leave=False)):
         t, u = make_sample(s, w, r, seed)
         times[i] = t.astype(np.float16)
         units[i] = u
@@ -543,7 +545,8 @@ def _build(items: list[tuple[int, int, int]], seed: int, order_key: int) -> SHDD
 
 
 def generate_dataset(
-    out_dir: str | os.PathLike, size: str = "demo", seed: int = 0, reps: int | None = None, force: bool = False
+    out_dir: str | os.PathLike, size: str = "demo", seed: int = 0, reps: int | None = None, force: bool = False,
+    progress: bool = False,
 ) -> tuple[Path, Path]:
     """Write ``shd_train.h5`` and ``shd_test.h5`` into ``out_dir``; return their paths.
 
@@ -576,7 +579,7 @@ def generate_dataset(
     try:
         for path, flag in ((train_path, 0), (test_path, 1)):
             items = [(s, w, r) for s, w, r, is_test in plan if is_test == flag]
-            data = _build(items, seed, flag)
+            data = _build(items, seed, flag, progress)
             tmp = out_dir / f".{path.name}.tmp-{os.getpid()}"
             tmps.append(tmp)
             write_shd(tmp, data, attrs={**attrs, "split": ("train", "test")[flag]})
@@ -612,7 +615,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     start = time.perf_counter()
-    train, test = generate_dataset(args.out_dir, size=args.size, seed=args.seed, reps=args.reps, force=args.force)
+    train, test = generate_dataset(args.out_dir, size=args.size, seed=args.seed, reps=args.reps, force=args.force,
+                                   progress=True)
     secs = time.perf_counter() - start
     import h5py
 

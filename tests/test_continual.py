@@ -176,7 +176,7 @@ def test_replay_memory_never_holds_test_or_held_out_samples(world):
 
 def test_schedules():
     assert schedule_order(3, 2, "original") == [("new", 0), ("new", 1), ("new", 2), ("replay", 0), ("replay", 1)]
-    inter = schedule_order(4, 2, "interleaved")
+    inter = schedule_order(4, 2, "mixed")
     assert inter == [("new", 0), ("replay", 0), ("new", 1), ("new", 2), ("replay", 1), ("new", 3)]
 
 
