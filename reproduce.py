@@ -31,10 +31,11 @@ OFFLINE_DIR = ROOT / "data" / "offline"
 # (quick, full) settings of every stage
 CONFIGS = {
     "quick": {
-        # the small demo set has one batch of a new class per epoch: the original's lr 2e-4 does not learn it in
-        # a few epochs, 1e-3 (the original class-LR sweep's value) does
+        # the small demo set has one batch of a new class per epoch: latent replay at the original's lr 2e-4 does
+        # not learn it in a few epochs, at 1e-3 (the original class-LR sweep's value) it does. Naive and rehearsal
+        # train all seven parameters and keep 2e-4 (at 1e-3 the whole network falls silent).
         "speakers": "3", "classes": "7", "pretrain_epochs": 40,
-        "epochs": {"speaker": 10, "class": 30}, "lr": {"speaker": None, "class": 1e-3},
+        "epochs": {"speaker": 10, "class": 30},
         "progressive_epochs": 10, "progressive_lr": 1e-3,
         "batch_size": {"pretrain": 64, "speaker": 64, "class": 64, "progressive": 64},
         "sample": [  # (strategies, depths, latent batches, rehearsal batches, stored steps)
@@ -44,31 +45,32 @@ CONFIGS = {
             ("latent_replay_subsampled", "1", "8", "1", "50,20"),
         ],
         "class": [
-            ("naive,rehearsal,latent_replay", "0-3", "1", "1", "100"),
-            ("latent_replay_subsampled", "0-3", "1", "1", "10"),
+            ("naive,rehearsal", "0", "1", "1", "100"),
+            ("latent_replay", "0-3", "1", "1", "100", 1e-3),
+            ("latent_replay_subsampled", "0-3", "1", "1", "10", 1e-3),
         ],
         "progressive": {"depths": "2", "k": "1", "subsample": "none,50"},
     },
     "smoke": {  # the smallest end-to-end run (for the test): tiny data, small batches, 1-2 epochs
         "speakers": "3", "classes": "7", "pretrain_epochs": 2,
-        "epochs": {"speaker": 2, "class": 2}, "lr": {"speaker": None, "class": 1e-3},
+        "epochs": {"speaker": 2, "class": 2},
         "progressive_epochs": 1, "progressive_lr": 1e-3,
         "batch_size": {"pretrain": 16, "speaker": 16, "class": 8, "progressive": 4},
         "sample": [
             ("naive,rehearsal,latent_replay", "1,3", "1,2", "1", "100"),
             ("latent_replay_subsampled", "1", "2", "1", "10"),
         ],
-        "class": [("naive,latent_replay_subsampled", "2", "1", "1", "10")],
+        "class": [("naive", "2", "1", "1", "10"), ("latent_replay_subsampled", "2", "1", "1", "10", 1e-3)],
         "progressive": {"depths": "2", "k": "1", "subsample": "none"},
     },
     "full": {
         "speakers": "0-11", "classes": "0-19", "pretrain_epochs": 200,
-        "epochs": {"speaker": 50, "class": 50}, "lr": {"speaker": None, "class": None},
+        "epochs": {"speaker": 50, "class": 50},
         "progressive_epochs": 20, "progressive_lr": None,
         "batch_size": {"pretrain": 64, "speaker": 64, "class": 64, "progressive": 64},
         "sample": [
             ("naive,latent_replay", "0-3", "10,20,40,80", "1", "100"),
-            ("rehearsal", "0", "1", "1,2,3,4,5", "100"),
+            ("rehearsal", "0", "1", "1,2,3,4,5", "100"),  # (strategies, depths, N, rehearsal N, S[, lr])
             ("latent_replay_subsampled", "0-3", "10,20,40,80", "1", "50,20,10"),
         ],
         "class": [
@@ -104,12 +106,12 @@ def resolve_data(data_dir: Path, offline_size: str, seed: int, offline_dir: Path
 
 def sweep_args(args, runs_dir: Path, data_dir: Path, scenario: str, conf: dict, grid: tuple,
                ids: str) -> argparse.Namespace:
-    strategies, depths, n, rehearsal, steps = grid
+    strategies, depths, n, rehearsal, steps, *lr = grid  # an optional 6th entry: the grid's learning rate
     return argparse.Namespace(
         speakers=ids, classes=ids, strategies=strategies, depths=depths, latent_batches=n, rehearsal_batches=rehearsal,
         subsample=steps, compression="or", seeds=args.seeds, epochs=conf["epochs"][scenario],
         batch_size=conf["batch_size"][scenario],
-        lr=conf["lr"][scenario], pretrain_epochs=conf["pretrain_epochs"], jobs=args.jobs, retries=1, dry_run=False, data_dir=str(data_dir),
+        lr=lr[0] if lr else None, pretrain_epochs=conf["pretrain_epochs"], jobs=args.jobs, retries=1, dry_run=False, data_dir=str(data_dir),
         out_dir=str(runs_dir), protocol=args.protocol, device=args.device)
 
 
