@@ -230,3 +230,14 @@ def test_testsuite_resumes_without_duplicate_rows(world, tmp_path):
     r2 = subprocess.run(suite, capture_output=True, text=True)
     assert "2 runs: 2 already done, 0 to run" in r2.stdout
     assert len(read_csv(out / "sample_incremental" / "all_runs.csv")) == 62
+
+
+def test_same_seed_gives_identical_rows(world, tmp_path):
+    ds, root = world
+    pre = str(root / "runs/pretrain/paper/speaker3_seed0")
+    c = cfg(strategy="latent_replay_subsampled", latent_depth=1, replay_batches=2, stored_steps=20, epochs=2,
+            pretrained=pre)
+    a, b = run_continual(c, ds, tmp_path / "a"), run_continual(c, ds, tmp_path / "b")
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(read_csv(a / "epochs.csv")) == strip(read_csv(b / "epochs.csv"))
+    assert a.name == b.name  # the stamp depends on the config only
