@@ -271,7 +271,7 @@ def run_continual(cfg: CLConfig, ds: Dataset, out_dir: str | Path, force: bool =
     def replay_batches() -> list[Batch]:
         if memory is None:
             return []
-        return [Batch(x.to(device), y.to(device), from_depth=depth) for x, y in memory.batches(cfg.batch_size)]
+        return memory.training_batches(cfg.batch_size, device=device)
 
     if memory is not None:
         replay_acc = accuracy(net, replay_batches())
@@ -332,8 +332,7 @@ def run_continual(cfg: CLConfig, ds: Dataset, out_dir: str | Path, force: bool =
     }
     if cfg.scenario == "class":
         summary["per_class_accuracy"] = per_class_accuracy(net, old_test + new_test)
-    frozen_check = {n: p for n, p in net.named_parameters() if n not in trainable}
-    summary["frozen_parameters"] = sorted(frozen_check)
+    summary["frozen_parameters"] = sorted(n for n, _ in net.named_parameters() if n not in trainable)
     write_json(folder / "summary.json", summary)
     log(f"done in {summary['wall_seconds']:.1f} s: old {last['old_acc']:.4f} (forgetting {summary['forgetting']:+.4f}), "
         f"new {last['new_acc']:.4f}, all {last['all_acc']:.4f}; memory {n_bits} bits analytic, {n_bytes} bytes stored")

@@ -29,7 +29,7 @@ from sccl.pretraining import run_dir
 from sccl.replay import ReplayMemory, check_stored_steps
 from sccl.results import write_csv, write_json
 from sccl.splits import PROGRESSIVE_BASE, make_batches
-from sccl.training import Batch, Dataset, predict, train_epoch
+from sccl.training import Dataset, predict, train_epoch
 
 FOLDER = "class_incremental_multiclasses"
 
@@ -74,8 +74,9 @@ def _class_samples(indices: np.ndarray, labels: np.ndarray, c: int, k: int, bs: 
     return make_batches(rng.permutation(members)[: k * bs], bs, drop_last=True)
 
 
-def _acc_on(net, batches: list[Batch], classes) -> float:
-    p, y = predict(net, batches)
+def _acc_on(pred: tuple[np.ndarray, np.ndarray], classes) -> float:
+    """Accuracy on the samples of ``classes`` among one prediction pass ``pred`` = (predictions, labels)."""
+    p, y = pred
     mask = np.isin(y, list(classes))
     return float((p[mask] == y[mask]).mean()) if mask.any() else float("nan")
 
@@ -114,7 +115,7 @@ def run_progressive(cfg: ProgressiveConfig, ds: Dataset, out_dir, force: bool = 
     rng = np.random.default_rng([cfg.seed, 4241])
     steps = cfg.stored_steps or T
     memory = ReplayMemory("currents" if d == 0 else "spikes", T, steps, cfg.compression, net.depth_size(d),
-                          float_dtype=torch.float16 if cfg.float16_currents else torch.float32)
+                          float_dtype=torch.float16 if cfg.float16_currents else torch.float32, depth=d)
 
     def add_to_memory(index_batches):
         for b in cached_batches(net, ds, index_batches, d, device):
@@ -126,7 +127,8 @@ def run_progressive(cfg: ProgressiveConfig, ds: Dataset, out_dir, force: bool = 
     for name, p in net.named_parameters():
         p.requires_grad_(name in net.trainable_for_depth(d))
 
-    matrix = [[_acc_on(net, all_test, cls) for cls in steps_classes]]
+    pred = predict(net, all_test)  # one pass over every test set per evaluation; accuracies are masks of it
+    matrix = [[_acc_on(pred, cls) for cls in steps_classes]]
     memory_per_step = [{"step": 0, "bits": memory.memory_bits_analytic, "bytes": memory.memory_bytes_stored,
                         "samples": len(memory)}]
     rows = []
@@ -141,27 +143,29 @@ def run_progressive(cfg: ProgressiveConfig, ds: Dataset, out_dir, force: bool = 
         previous = sorted({x for cls in steps_classes[:step] for x in cls})
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
-            replay = [Batch(x.to(device), y.to(device), from_depth=d) for x, y in memory.batches(bs)]
+            replay = memory.training_batches(bs, device=device)
             with tqdm(total=len(new_train) + len(replay), desc=f"class {c} epoch {epoch}/{cfg.epochs}", leave=False,
                       disable=cfg.quiet) as bar:
                 loss, _ = train_epoch(net, optimizer, new_train + replay, bar)
+            pred = predict(net, all_test)
             row = {"step": step, "new_class": c, "epoch": epoch, "loss": round(loss, 6),
-                   "previous_acc": round(_acc_on(net, all_test, previous), 6),
-                   "new_acc": round(_acc_on(net, test_batches[step], (c,)), 6),
-                   "all_acc": round(_acc_on(net, all_test, range(20)), 6),
+                   "previous_acc": round(_acc_on(pred, previous), 6),
+                   "new_acc": round(_acc_on(pred, (c,)), 6),
+                   "all_acc": round(_acc_on(pred, range(20)), 6),
                    "memory_bits": memory.memory_bits_analytic, "memory_bytes": memory.memory_bytes_stored,
                    "seconds": round(time.perf_counter() - t0, 3)}
             rows.append(row)
             write_csv(folder / "epochs.csv", rows)
-        matrix.append([_acc_on(net, all_test, cls) for cls in steps_classes])
+        pred = predict(net, all_test)
+        matrix.append([_acc_on(pred, cls) for cls in steps_classes])
         if k:
             add_to_memory(_class_samples(split[f"new_train_{c}"], ds.labels, c, k, bs, rng))
         memory_per_step.append({"step": step, "bits": memory.memory_bits_analytic,
                                 "bytes": memory.memory_bytes_stored, "samples": len(memory)})
         seen = sorted({x for cls in steps_classes[: step + 1] for x in cls})
         log(f"step {step} (class {c}): previous {rows[-1]['previous_acc'] if rows else float('nan'):.4f}, "
-            f"new {matrix[-1][step]:.4f}, learned so far {_acc_on(net, all_test, seen):.4f}, "
-            f"all 20 {_acc_on(net, all_test, range(20)):.4f}; memory {memory.memory_bytes_stored} bytes")
+            f"new {matrix[-1][step]:.4f}, learned so far {_acc_on(pred, seen):.4f}, "
+            f"all 20 {_acc_on(pred, range(20)):.4f}; memory {memory.memory_bytes_stored} bytes")
 
     n_steps = len(matrix)
     average = [float(np.mean(matrix[i][: i + 1])) for i in range(n_steps)]
@@ -173,7 +177,7 @@ def run_progressive(cfg: ProgressiveConfig, ds: Dataset, out_dir, force: bool = 
         "steps": [list(map(int, cls)) for cls in steps_classes],
         "accuracy_matrix": [[round(a, 6) for a in r] for r in matrix],
         "average_accuracy": [round(a, 6) for a in average], "forgetting": [round(f, 6) for f in forgetting],
-        "final_accuracy_all_classes": round(_acc_on(net, all_test, range(20)), 6),
+        "final_accuracy_all_classes": round(_acc_on(pred, range(20)), 6),
         "memory_per_step": memory_per_step,
         "memory_bits_analytic": memory.memory_bits_analytic, "memory_bytes_stored": memory.memory_bytes_stored,
         "wall_seconds": round(time.perf_counter() - t_start, 3),
