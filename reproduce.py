@@ -23,8 +23,7 @@ from sccl.cl_sweep import run_sweep  # noqa: E402
 from sccl.cli import run_cli  # noqa: E402
 from sccl.errors import ConfigError  # noqa: E402
 from sccl.merge import MERGED_FILE, TEST_FILE, TRAIN_FILE, ensure_merged  # noqa: E402
-from sccl.pretraining import is_finished, run_dir  # noqa: E402
-from sccl.sweep import Job, parse_int_list, run_jobs  # noqa: E402
+from sccl.sweep import parse_int_list, pretrain_job, run_jobs  # noqa: E402
 
 OFFLINE_DIR = ROOT / "data" / "offline"
 
@@ -170,26 +169,12 @@ def main(argv=None):
 
     if "pretrain" in stages:
         stage("pretrain")
-        jobs = []
-        for seed in args.seeds.split(","):
-            for flag, values, scenario in (("--speaker", conf["speakers"], "speaker"),
-                                           ("--removed-class", conf["classes"], "class")):
-                high = 11 if scenario == "speaker" else 19
-                for held in parse_int_list(values, 0, high, scenario):
-                    folder = run_dir(runs, args.protocol, scenario, held, int(seed))
-                    jobs.append(Job(f"pretrain {scenario}{held} seed {seed}",
-                                    [sys.executable, str(ROOT / "statedicts" / "pretrain.py"), flag, str(held),
-                                     "--seed", seed, "--epochs", str(conf["pretrain_epochs"]), "--data-dir",
-                                     str(data_dir), "--out-dir", str(runs), "--protocol", args.protocol,
-                                     "--device", args.device, "--quiet", "--batch-size", str(conf["batch_size"]["pretrain"])],
-                                    lambda folder=folder: is_finished(folder, conf["pretrain_epochs"])))
-            folder = run_dir(runs, args.protocol, "classes", None, int(seed))
-            jobs.append(Job(f"pretrain classes0-9 seed {seed}",
-                            [sys.executable, str(ROOT / "statedicts" / "pretrain.py"), "--classes", "0-9", "--seed",
-                             seed, "--epochs", str(conf["pretrain_epochs"]), "--data-dir", str(data_dir),
-                             "--out-dir", str(runs), "--protocol", args.protocol, "--device", args.device, "--quiet",
-                             "--batch-size", str(conf["batch_size"]["pretrain"])],
-                            lambda folder=folder: is_finished(folder, conf["pretrain_epochs"])))
+        rest = ["--data-dir", str(data_dir), "--device", args.device, "--quiet",
+                "--batch-size", str(conf["batch_size"]["pretrain"])]
+        targets = [("speaker", s) for s in parse_int_list(conf["speakers"], 0, 11, "speaker")]
+        targets += [("class", c) for c in parse_int_list(conf["classes"], 0, 19, "class")] + [("classes", None)]
+        jobs = [pretrain_job(scenario, held, seed, conf["pretrain_epochs"], runs, args.protocol, rest)
+                for seed in parse_int_list(args.seeds, 0, 2**31 - 1, "seed") for scenario, held in targets]
         failed += run_jobs(jobs, parallel=args.jobs)
     for scenario, key, ids in (("speaker", "sample", conf["speakers"]), ("class", "class", conf["classes"])):
         if key in stages:

@@ -15,9 +15,8 @@ sys.path.insert(0, str(ROOT / "class_incremental_multiclasses"))
 from progressive import build_parser, config_from_args  # noqa: E402
 
 from sccl.cli import run_cli  # noqa: E402
-from sccl.pretraining import is_finished, run_dir  # noqa: E402
 from sccl.progressive import is_done  # noqa: E402
-from sccl.sweep import Job, parse_int_list, run_jobs  # noqa: E402
+from sccl.sweep import Job, parse_int_list, pretrain_job, run_jobs  # noqa: E402
 
 
 def main(argv=None):
@@ -57,11 +56,9 @@ def main(argv=None):
                     jobs.append(Job(cfg.stamp().rsplit("-", 1)[0],
                                     [sys.executable, str(ROOT / "class_incremental_multiclasses" / "progressive.py")]
                                     + argv_run, lambda cfg=cfg: is_done(cfg, args.out_dir)))
-    pre = [Job(f"pretrain classes0-9 seed {seed}",
-               [sys.executable, str(ROOT / "statedicts" / "pretrain.py"), "--classes", "0-9", "--seed", str(seed),
-                "--epochs", str(args.pretrain_epochs)] + common,
-               lambda seed=seed: is_finished(run_dir(args.out_dir, args.protocol, "classes", None, seed)))
-           for seed in seeds]
+    rest = ["--data-dir", args.data_dir, "--device", args.device, "--quiet"]
+    pre = [pretrain_job("classes", None, seed, args.pretrain_epochs, args.out_dir, args.protocol, rest,
+                        require_epochs=False) for seed in seeds]
     failed = run_jobs(pre, args.jobs, args.retries, args.dry_run) + run_jobs(jobs, args.jobs, args.retries, args.dry_run)
     if failed:
         raise SystemExit(1)

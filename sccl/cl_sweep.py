@@ -13,9 +13,8 @@ import numpy as np
 from sccl.continual import FOLDER_OF_SCENARIO, STRATEGIES, gather, is_done
 from sccl.continual_cli import build_parser, config_from_args
 from sccl.errors import ConfigError
-from sccl.pretraining import is_finished, run_dir, run_id
 from sccl.results import read_csv
-from sccl.sweep import Job, parse_int_list, run_jobs
+from sccl.sweep import Job, parse_int_list, pretrain_job, run_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT_DIR = {"speaker": ROOT / "sample_incremental", "class": ROOT / "class_incremental"}
@@ -86,20 +85,18 @@ def run_sweep(args, scenario: str) -> int:
     common = ["--data-dir", args.data_dir, "--out-dir", args.out_dir, "--protocol", args.protocol,
               "--device", args.device, "--quiet"]
     runs = expand(args, scenario)
-    jobs, pretrain_needed = [], {}
+    jobs, pretrain_needed = [], set()
     for run in runs:
         strategy, argv = run[0], run[1:] + common
         cfg = config_from_args(build_parser(strategy, scenario).parse_args(argv), strategy, scenario)
-        pretrain_needed[(cfg.held_out, cfg.seed)] = run_dir(args.out_dir, args.protocol, scenario, cfg.held_out, cfg.seed)
+        pretrain_needed.add((cfg.held_out, cfg.seed))
         name = cfg.stamp().rsplit("-", 1)[0]
         jobs.append(Job(name, [sys.executable, str(SCRIPT_DIR[scenario] / f"{strategy}.py")] + argv,
                         lambda cfg=cfg: is_done(cfg, args.out_dir)))
-    flag = "--speaker" if scenario == "speaker" else "--removed-class"
-    pre_jobs = [Job(f"pretrain {run_id(scenario, held)} seed {seed}",
-                    [sys.executable, str(ROOT / "statedicts" / "pretrain.py"), flag, str(held), "--seed", str(seed),
-                     "--epochs", str(args.pretrain_epochs)] + common,
-                    lambda folder=folder: is_finished(folder))
-                for (held, seed), folder in sorted(pretrain_needed.items())]
+    rest = ["--data-dir", args.data_dir, "--device", args.device, "--quiet"]
+    pre_jobs = [pretrain_job(scenario, held, seed, args.pretrain_epochs, args.out_dir, args.protocol, rest,
+                             require_epochs=False)  # any finished model: never retrain one other runs used
+                for held, seed in sorted(pretrain_needed)]
     failed = run_jobs(pre_jobs, parallel=args.jobs, retries=args.retries, dry_run=args.dry_run)
     failed += run_jobs(jobs, parallel=args.jobs, retries=args.retries, dry_run=args.dry_run)
     root = Path(args.out_dir) / FOLDER_OF_SCENARIO[scenario]

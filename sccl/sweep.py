@@ -23,13 +23,11 @@ class Job:
     is_done: Callable[[], bool]
     status: str = "pending"
     seconds: float = 0.0
-    attempts: int = 0
     tail: list[str] = field(default_factory=list)
 
 
 def _run_one(job: Job, retries: int, env: dict, quiet: bool) -> Job:
     for attempt in range(1, retries + 2):
-        job.attempts = attempt
         t0 = time.perf_counter()
         proc = subprocess.run(job.argv, capture_output=True, text=True, env=env)
         job.seconds += time.perf_counter() - t0
@@ -47,7 +45,6 @@ def _run_one(job: Job, retries: int, env: dict, quiet: bool) -> Job:
 def run_jobs(jobs: list[Job], parallel: int = 1, retries: int = 1, dry_run: bool = False, quiet: bool = False) -> int:
     """Run the pending jobs; returns the number that failed. Prints progress and a summary table."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env.setdefault("MALLOC_MMAP_THRESHOLD_", str(1 << 26))  # fewer page faults in the BPTT buffers
     pending = []
     for job in jobs:
         if job.is_done():
@@ -73,6 +70,26 @@ def run_jobs(jobs: list[Job], parallel: int = 1, retries: int = 1, dry_run: bool
     if failed:
         print(f"\n{failed} run(s) failed; run the same command again to retry them", file=sys.stderr)
     return failed
+
+
+def pretrain_job(scenario: str, held: int | None, seed: int, epochs: int, out_dir, protocol: str,
+                 argv: list[str], require_epochs: bool = True) -> Job:
+    """A job running statedicts/pretrain.py for one held-out speaker / class (or the classes 0-9 model).
+
+    ``argv``: further flags (data dir, device, batch size...). The job is done once the model exists, trained
+    for ``epochs`` epochs when ``require_epochs`` (a shorter finished model is then trained on), else any."""
+    from pathlib import Path
+
+    from sccl.pretraining import is_finished, run_dir, run_id
+
+    flag, value = {"speaker": ("--speaker", held), "class": ("--removed-class", held),
+                   "classes": ("--classes", "0-9")}[scenario]
+    folder = run_dir(out_dir, protocol, scenario, held, seed)
+    script = Path(__file__).resolve().parents[1] / "statedicts" / "pretrain.py"
+    return Job(f"pretrain {run_id(scenario, held)} seed {seed}",
+               [sys.executable, str(script), flag, str(value), "--seed", str(seed), "--epochs", str(epochs),
+                "--out-dir", str(out_dir), "--protocol", protocol] + argv,
+               lambda: is_finished(folder, epochs if require_epochs else None))
 
 
 def parse_int_list(text: str, low: int, high: int, what: str) -> list[int]:

@@ -13,10 +13,8 @@ sys.path.insert(0, str(ROOT))
 
 from sccl.cli import run_cli  # noqa: E402
 from sccl.errors import ConfigError  # noqa: E402
-from sccl.pretraining import is_finished, run_dir, run_id  # noqa: E402
-from sccl.sweep import Job, parse_int_list, run_jobs  # noqa: E402
+from sccl.sweep import parse_int_list, pretrain_job, run_jobs  # noqa: E402
 
-PRETRAIN = str(ROOT / "statedicts" / "pretrain.py")
 
 
 def main(argv=None):
@@ -42,17 +40,9 @@ def main(argv=None):
     targets += [("classes", None)] if args.progressive else []
     if not targets:
         raise ConfigError("nothing to run: choose --speakers, --classes or --progressive")
-    common = ["--data-dir", args.data_dir, "--out-dir", args.out_dir, "--protocol", args.protocol,
-              "--epochs", str(args.epochs), "--device", args.device, "--quiet"]
-    flag = {"speaker": "--speaker", "class": "--removed-class", "classes": "--classes"}
-    jobs = []
-    for seed in seeds:
-        for scenario, held in targets:
-            folder = run_dir(args.out_dir, args.protocol, scenario, held, seed)
-            value = "0-9" if held is None else str(held)
-            jobs.append(Job(f"{run_id(scenario, held)} seed {seed}",
-                            [sys.executable, PRETRAIN, flag[scenario], value, "--seed", str(seed)] + common,
-                            lambda folder=folder: is_finished(folder, args.epochs)))
+    rest = ["--data-dir", args.data_dir, "--device", args.device, "--quiet"]
+    jobs = [pretrain_job(scenario, held, seed, args.epochs, args.out_dir, args.protocol, rest)
+            for seed in seeds for scenario, held in targets]
     failed = run_jobs(jobs, parallel=args.jobs, retries=args.retries, dry_run=args.dry_run)
     if failed:
         raise SystemExit(1)
