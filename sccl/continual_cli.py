@@ -18,7 +18,6 @@ DESCRIPTIONS = {
     "latent_replay_subsampled": "Compressed latent replay: latent replay whose stored latents keep only "
                                 "--latent-subsample time steps (windows OR-ed or summed), un-compressed at replay.",
 }
-WHAT = {"speaker": "new speaker", "class": "new class"}
 
 
 def build_parser(strategy: str, scenario: str) -> argparse.ArgumentParser:
