@@ -9,4 +9,4 @@ from sccl.cli import run_cli  # noqa: E402
 from sccl.continual_cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(run_cli(lambda argv: main("latent_replay_subsampled", "class", argv)))
+    sys.exit(run_cli(lambda argv: main("latent_replay", "class_incremental", argv, entry="latent_replay_subsampled")))

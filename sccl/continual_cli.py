@@ -1,98 +1,126 @@
-"""Command lines of the continual-learning scripts: one parser factory, four strategies, two protocols."""
+"""Command lines of continual-learning runs: one parser for every strategy in every scenario.
+
+The strategy's own flags come from its class (:mod:`sccl.strategies`), every default from :mod:`sccl.defaults`.
+The original's flag names (``--speaker``, ``--removed-class``, ``--latent-batches``, ``--latent-subsample``)
+stay here, at the edge; inside, a run is a :class:`~sccl.runs.RunConfig`.
+
+    python -m sccl.continual_cli --scenario speakers --strategy latent_replay --latent-depth 1
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from sccl.continual import CLConfig, run_continual
+from sccl.defaults import COMMON, COMPRESSED, scenario_defaults
 from sccl.merge import ensure_merged
+from sccl.runs import RunConfig
+from sccl.scenarios import CLASS_SCENARIOS
+from sccl.splits import SCENARIOS, SPLITS
+from sccl.strategies import REGISTRY, get_strategy
 from sccl.training import load_dataset
 
-DESCRIPTIONS = {
-    "naive": "Naive fine-tuning: train every parameter on the new data only (the forgetting baseline).",
-    "rehearsal": "Rehearsal: train on the new data plus stored raw input batches from pretraining "
-                 "(optionally time-compressed by summing counts in windows).",
-    "latent_replay": "Latent replay: freeze the layers at or below --latent-depth, store their activity on "
-                     "pretraining batches, and train the layers above on new data plus the replayed latents.",
-    "latent_replay_subsampled": "Compressed latent replay: latent replay whose stored latents keep only "
-                                "--latent-subsample time steps (windows OR-ed or summed), un-compressed at replay.",
+#: entry points named as the original's scripts that are a strategy with other defaults
+ENTRY_POINTS = {"latent_replay_subsampled": ("latent_replay", {"stored_steps": COMPRESSED["stored_steps"],
+                                                               "lr": COMPRESSED["lr"]})}
+SCENARIO_TEXT = {
+    "sample_incremental": "sample-incremental: pretrained without one speaker, learn that speaker",
+    "class_incremental": "class-incremental: pretrained without one class, learn that class",
+    "progressive": "progressive: pretrained on classes 0-9, learn classes 10..19 one at a time",
+    "speakers": "speakers: pretrained on a first group of speakers, learn the others one at a time",
 }
 
 
-def build_parser(strategy: str, scenario: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=DESCRIPTIONS[strategy] + " Results go to OUT_DIR/"
-                                f"{'sample' if scenario == 'speaker' else 'class'}_incremental/<stamp>/.")
-    if scenario == "speaker":
-        p.add_argument("--speaker", type=int, required=True, help="the new speaker (0-11), held out in pretraining")
-    else:
-        p.add_argument("--removed-class", type=int, required=True,
-                       help="the new class (0-19), held out in pretraining")
+def _ids(text: str) -> tuple[int, ...]:
+    from sccl.sweep import parse_int_list
+
+    return tuple(parse_int_list(text, 0, 10**6, "speaker"))
+
+
+def build_parser(strategy: str, scenario: str, entry: str | None = None) -> argparse.ArgumentParser:
+    """The parser of one strategy in one scenario (``entry``: an entry point of :data:`ENTRY_POINTS`)."""
+    cls = get_strategy(strategy)
+    defaults = scenario_defaults(scenario)
+    defaults.update(ENTRY_POINTS[entry][1] if entry else {})
+    p = argparse.ArgumentParser(
+        description=f"{cls.description} Scenario {SCENARIO_TEXT[scenario]}. Results go to OUT_DIR/{scenario}/<stamp>/: "
+                    "epochs.csv, accuracy_matrix.csv, log.txt, summary.json.")
+    p.add_argument("--scenario", choices=[scenario], default=scenario, help="(this command's: %(default)s)")
+    p.add_argument("--strategy", choices=list(REGISTRY), default=strategy,
+                   help="continual-learning strategy (this command's: %(default)s)")
+    if scenario == "sample_incremental":
+        p.add_argument("--speaker", type=int, required=True, help="the new speaker, held out in pretraining")
+    elif scenario == "class_incremental":
+        p.add_argument("--removed-class", type=int, required=True, help="the new class, held out in pretraining")
+    elif scenario == "speakers":
+        p.add_argument("--first-speakers", type=_ids, default=None,
+                       help="the pretraining's speaker group, e.g. 0-5 (default 0-5); the others arrive one at a time")
+    if scenario in CLASS_SCENARIOS:
         p.add_argument("--keep-readout", action="store_true",
-                       help="keep the new class's readout column (default: re-draw it from N(0.003, 0.003))")
-        p.add_argument("--class-mixed", action="store_true",
-                       help="deal the per-class replay samples into class-mixed batches (default: single-class)")
+                       help="keep a new class's readout column (default: re-draw it from N(0.003, 0.003))")
     p.add_argument("--data-dir", default="~/data/hdspikes", help="folder with the SHD files (default: %(default)s)")
     p.add_argument("--out-dir", default="runs",
                    help="where pretrained models are found and results go (default: %(default)s)")
     p.add_argument("--pretrained", help="a pretraining run folder to start from (default: found in --out-dir)")
-    p.add_argument("--protocol", choices=["paper", "official"], default="paper")
-    p.add_argument("--epochs", type=int, default=50, help="training epochs (default: %(default)s)")
-    default_lr = 1e-3 if strategy == "latent_replay_subsampled" else 2e-4
-    p.add_argument("--lr", type=float, default=default_lr, help="Adamax learning rate (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0, help="seed of the replay choice and the pretrained model to use")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--split", "--protocol", dest="split", choices=SPLITS, default=COMMON["split"],
+                   help="paper: random stratified 1/5 test split; official: SHD's own files (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=defaults["epochs"],
+                   help="training epochs per new task (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=defaults["lr"], help="Adamax learning rate (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=defaults["batch_size"], help="(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=COMMON["seed"],
+                   help="seed of the memory's choice and of the pretrained model to use (default: %(default)s)")
+    p.add_argument("--device", default=COMMON["device"], choices=["cpu", "cuda", "auto"])
+    p.add_argument("--threads", type=int, default=COMMON["threads"], help="torch threads (default 1)")
     p.add_argument("--keep-last", action="store_true", help="keep the last incomplete new-data batch")
-    per = " per old class" if scenario == "class" else ""
-    default_n = 40 if scenario == "speaker" else 2
-    if strategy == "rehearsal":
-        p.add_argument("--rehearsal-batches", type=int, default=1 if scenario == "speaker" else 2,
-                       help=f"raw pretraining batches of 64 stored{per} (default: %(default)s)")
-        p.add_argument("--rehearsal-subsample", type=int, default=None,
-                       help="time-compress the stored inputs to this many steps (window sums; default: none)")
-    if strategy.startswith("latent"):
-        p.add_argument("--latent-depth", type=int, default=1 if scenario == "speaker" else 2,
-                       help="cut depth 0-3: 0 = layer-1 input currents, 1-3 = spikes of that layer "
-                            "(layers at or below are frozen) (default: %(default)s)")
-        p.add_argument("--latent-batches", type=int, default=default_n,
-                       help=f"pretraining batches of 64 whose latents are stored{per} (default: %(default)s)")
-    if strategy == "latent_replay_subsampled":
-        p.add_argument("--latent-subsample", type=int, default=10,
-                       help="stored time steps S (must divide the 100 steps; compression 1:100/S) (default: 10)")
-        p.add_argument("--compression", choices=["or", "sum"], default="or",
-                       help="or: 1 if any spike in the window (the paper); sum: the spike count (default: or)")
-    if strategy != "naive":
-        p.add_argument("--schedule", choices=["original", "mixed"], default="original",
-                       help="original: all new batches then all replay batches each epoch; "
-                            "mixed: replay batches interleaved among the new ones")
-        p.add_argument("--float16", action="store_true", help="store depth-0 currents as float16 (default float32)")
-    p.add_argument("--force", action="store_true", help="run again even if this exact config has finished")
+    for flag in cls.flags:
+        if flag.dest == "class_mixed" and scenario not in CLASS_SCENARIOS:
+            continue
+        default = defaults.get(flag.default, flag.default) if isinstance(flag.default, str) else flag.default
+        if flag.dest == "stored_steps" and "stored_steps" in defaults:
+            default = defaults["stored_steps"]
+        if flag.action:
+            p.add_argument(flag.name, dest=flag.dest, action=flag.action, help=flag.help)
+        else:
+            p.add_argument(flag.name, dest=flag.dest, type=flag.type, default=default, choices=flag.choices,
+                           help=flag.help + " (default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="run again even if this exact run has finished")
     p.add_argument("--quiet", action="store_true")
     return p
 
 
-def config_from_args(args, strategy: str, scenario: str) -> CLConfig:
-    held = args.speaker if scenario == "speaker" else args.removed_class
-    cfg = CLConfig(scenario=scenario, held_out=held, strategy=strategy, protocol=args.protocol, epochs=args.epochs,
-                   lr=args.lr, seed=args.seed, device=args.device, threads=args.threads, batch_size=args.batch_size,
-                   keep_last=args.keep_last, pretrained=args.pretrained, quiet=args.quiet)
+def config_from_args(args, strategy: str, scenario: str) -> RunConfig:
+    held = getattr(args, "speaker", None) if scenario == "sample_incremental" else getattr(args, "removed_class", None)
+    values = {f.dest: getattr(args, f.dest) for f in get_strategy(strategy).flags if hasattr(args, f.dest)}
     if strategy == "rehearsal":
-        cfg.replay_batches, cfg.stored_steps, cfg.compression = args.rehearsal_batches, args.rehearsal_subsample, "sum"
-    if strategy.startswith("latent"):
-        cfg.latent_depth, cfg.replay_batches = args.latent_depth, args.latent_batches
-    if strategy == "latent_replay_subsampled":
-        cfg.stored_steps, cfg.compression = args.latent_subsample, args.compression
-    if strategy != "naive":
-        cfg.schedule, cfg.float16_currents = args.schedule, args.float16
-    if scenario == "class":
-        cfg.reinit_new_class, cfg.class_mixed = not args.keep_readout, args.class_mixed
-    return cfg
+        values["compression"] = "sum"  # raw counts are summed in windows
+    return RunConfig(scenario=scenario, strategy=strategy, held_out=held, split=args.split, epochs=args.epochs,
+                     lr=args.lr, seed=args.seed, device=args.device, threads=args.threads, batch_size=args.batch_size,
+                     keep_last=args.keep_last, pretrained=args.pretrained, quiet=args.quiet,
+                     reinit_readout=not getattr(args, "keep_readout", False),
+                     first_speakers=getattr(args, "first_speakers", None), **values)
 
 
-def main(strategy: str, scenario: str, argv=None) -> Path:
-    args = build_parser(strategy, scenario).parse_args(argv)
+def main(strategy: str, scenario: str, argv=None, entry: str | None = None) -> Path:
+    from sccl.engine import run
+
+    args = build_parser(strategy, scenario, entry).parse_args(argv)
     cfg = config_from_args(args, strategy, scenario)
     ds = load_dataset(ensure_merged(Path(args.data_dir).expanduser(), quiet=args.quiet))
-    return run_continual(cfg, ds, args.out_dir, force=args.force)
+    return run(cfg, ds, args.out_dir, force=args.force)
+
+
+def main_any(argv=None, scenario: str | None = None, strategy: str | None = None) -> Path:
+    """``--scenario`` and ``--strategy`` first, then that strategy's own flags."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--scenario", choices=SCENARIOS, default=scenario, required=scenario is None)
+    pre.add_argument("--strategy", choices=list(REGISTRY), default=strategy or "latent_replay")
+    known, rest = pre.parse_known_args(argv)
+    return main(known.strategy, known.scenario, rest)
+
+
+if __name__ == "__main__":
+    from sccl.cli import run_cli
+
+    sys.exit(run_cli(main_any))

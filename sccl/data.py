@@ -18,6 +18,7 @@ Unlike the original, spikes at or after ``max_time`` (index nb_steps) are droppe
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -198,6 +199,14 @@ def load_shd(path: str | os.PathLike) -> SHDData:
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    """SHA-256 of a file, remembered per process while its size and modification time are unchanged (sweeps ask
+    for the data file's hash once per run stamp)."""
+    st = os.stat(path)
+    return _sha256_of(str(Path(path).resolve()), st.st_size, st.st_mtime_ns, chunk)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_of(path: str, size: int, mtime_ns: int, chunk: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):

@@ -1,6 +1,6 @@
 """Pretraining: the model every continual-learning run starts from.
 
-One run folder per protocol, held-out id and seed (see :func:`run_dir`):
+One run folder per split kind, held-out id and seed (see :func:`run_dir`):
     model.pt        state dict of the final model (``torch.load(..., weights_only=True)``)
     split.npz       the protocol split (index arrays into the merged file)
     config.json     every setting, package versions, the data file's SHA-256
@@ -13,6 +13,7 @@ fixed (or reshuffled from (seed, epoch)), and nothing else random happens during
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from sccl.device import resolve_device, set_threads
 from sccl.errors import ConfigError
 from sccl.model import RecurrentSNN
 from sccl.results import package_versions, read_json, torch_load, torch_save, write_csv, write_json
-from sccl.splits import Split, make_batches, make_split
+from sccl.splits import DEFAULT_FIRST_SPEAKERS, Split, format_ids, make_batches, make_split
 from sccl.training import Dataset, accuracy, raw_batches, train_epoch
 
 CSV_COLUMNS = ["epoch", "loss", "train_acc", "test_acc", "seconds"]
@@ -35,9 +36,9 @@ RESUMABLE_DIFFERENCES = {"epochs", "device", "threads", "quiet"}
 
 @dataclass
 class PretrainConfig:
-    scenario: str  # speaker | class | classes
-    held_out: int | None  # speaker or class id; None for the progressive base (classes 0-9)
-    protocol: str = "paper"
+    scenario: str  # sample_incremental | class_incremental | progressive | speakers
+    held_out: int | None  # speaker or class id of the two-task scenarios; None for the sequences
+    split: str = "paper"
     epochs: int = 200
     batch_size: int = 64
     lr: float = 2e-4
@@ -48,14 +49,20 @@ class PretrainConfig:
     shuffle: bool = False  # reshuffle training batches every epoch (the original kept one fixed order)
     eval_every: int = 1
     quiet: bool = False
+    first_speakers: tuple[int, ...] | None = None  # speakers scenario: the first group (default 0-5)
 
 
-def run_id(scenario: str, held_out: int | None) -> str:
-    return {"speaker": f"speaker{held_out}", "class": f"class{held_out}", "classes": "classes0-9"}[scenario]
+def run_id(scenario: str, held_out: int | None, first_speakers=None) -> str:
+    """speaker3, class7, classes0-9 or speakers0-5: what the pretrained model has seen or not."""
+    if scenario == "speakers":
+        return "speakers" + format_ids(first_speakers or DEFAULT_FIRST_SPEAKERS)
+    return {"sample_incremental": f"speaker{held_out}", "class_incremental": f"class{held_out}",
+            "progressive": "classes0-9"}[scenario]
 
 
-def run_dir(out_dir: str | Path, protocol: str, scenario: str, held_out: int | None, seed: int) -> Path:
-    return Path(out_dir) / "pretrain" / protocol / f"{run_id(scenario, held_out)}_seed{seed}"
+def run_dir(out_dir: str | Path, split: str, scenario: str, held_out: int | None, seed: int,
+            first_speakers=None) -> Path:
+    return Path(out_dir) / "pretrain" / split / f"{run_id(scenario, held_out, first_speakers)}_seed{seed}"
 
 
 def is_finished(folder: Path, epochs: int | None = None) -> bool:
@@ -85,8 +92,8 @@ def pretrain(cfg: PretrainConfig, ds: Dataset, out_dir: str | Path, force: bool 
         raise ConfigError(f"--epochs must be >= 1, got {cfg.epochs}")
     if cfg.lr <= 0:
         raise ConfigError(f"--lr must be positive, got {cfg.lr}")
-    folder = run_dir(out_dir, cfg.protocol, cfg.scenario, cfg.held_out, cfg.seed)
-    settings = asdict(cfg)
+    folder = run_dir(out_dir, cfg.split, cfg.scenario, cfg.held_out, cfg.seed, cfg.first_speakers)
+    settings = json.loads(json.dumps(asdict(cfg)))  # tuples as lists, as config.json reads back
     config = {"settings": settings, "data": {"path": str(ds.path), "sha256": ds.sha256(),
               "synthetic": ds.synthetic, "nb_steps": ds.binned.nb_steps, "max_time": ds.binned.max_time},
               "versions": package_versions()}
@@ -110,7 +117,8 @@ def pretrain(cfg: PretrainConfig, ds: Dataset, out_dir: str | Path, force: bool 
 
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    split = make_split(cfg.scenario, cfg.held_out, ds.labels, ds.speakers, ds.source, cfg.protocol, cfg.seed)
+    split = make_split(cfg.scenario, cfg.held_out, ds.labels, ds.speakers, ds.source, cfg.split, cfg.seed,
+                       first_speakers=cfg.first_speakers)
     train_idx, test_idx = split["pretrain_train"], split["pretrain_test"]
     if len(train_idx) < cfg.batch_size and cfg.drop_last:
         raise ConfigError(f"only {len(train_idx)} pretraining samples: fewer than one batch of {cfg.batch_size}")
@@ -129,7 +137,8 @@ def pretrain(cfg: PretrainConfig, ds: Dataset, out_dir: str | Path, force: bool 
     else:
         split.save(folder / "split.npz")
         (folder / "log.txt").unlink(missing_ok=True)
-        _log(folder, f"pretraining {run_id(cfg.scenario, cfg.held_out)} ({cfg.protocol} protocol, seed {cfg.seed}) "
+        _log(folder, f"pretraining {run_id(cfg.scenario, cfg.held_out, cfg.first_speakers)} ({cfg.split} split, "
+             f"seed {cfg.seed}) "
              f"on {ds.path}{' [synthetic SHD-format data, not SHD]' if ds.synthetic else ''}", cfg.quiet)
         _log(folder, f"split: {split.describe()}", cfg.quiet)
     (folder / "model.pt").unlink(missing_ok=True)  # training more epochs: the old final model is not final

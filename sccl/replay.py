@@ -470,10 +470,9 @@ def _iter_latents(net, batches, depth):
 
 
 def build_latent_memory(net, batches: Iterable, depth: int, stored_steps: int, mode: str = "or",
-                        float_dtype: torch.dtype = torch.float32) -> ReplayMemory:
+                        float_dtype: torch.dtype = torch.float32, memory: ReplayMemory | None = None) -> ReplayMemory:
     """A :class:`ReplayMemory` of ``net``'s depth-``depth`` latents on the given raw-input batches (compressed
-    batch by batch, so the full-resolution latents never exist all at once)."""
-    memory = None
+    batch by batch, so the full-resolution latents never exist all at once); ``memory``: extend this one."""
     for z, y in _iter_latents(net, batches, depth):
         if memory is None:
             memory = ReplayMemory(kind_for_depth(depth), z.shape[1], stored_steps, mode, units=net.depth_size(depth),
@@ -484,10 +483,11 @@ def build_latent_memory(net, batches: Iterable, depth: int, stored_steps: int, m
     return memory
 
 
-def build_raw_memory(inputs: Sequence, labels, stored_steps: int, mode: str = "or") -> ReplayMemory:
+def build_raw_memory(inputs: Sequence, labels, stored_steps: int, mode: str = "or",
+                     memory: ReplayMemory | None = None) -> ReplayMemory:
     """Compressed raw-input rehearsal memory (window sums of counts) from ``sccl.training.Batch`` objects
     (``labels=None``; ``x`` a :class:`SparseInput` or dense tensor) or from dense (B, T, 700) tensors with
-    ``labels`` (one label tensor per input tensor, or one tensor for all)."""
+    ``labels`` (one label tensor per input tensor, or one tensor for all); ``memory``: extend this one."""
     inputs = list(inputs)
     if not inputs:
         raise ValueError("no inputs given")
@@ -507,7 +507,6 @@ def build_raw_memory(inputs: Sequence, labels, stored_steps: int, mode: str = "o
         if len(labels) != len(inputs):
             raise ValueError(f"{len(inputs)} inputs but {len(labels)} label groups")
         pairs = list(zip(inputs, labels))
-    memory = None
     for x, y in pairs:
         x = _as_3d(x, "x").to("cpu")
         if memory is None:

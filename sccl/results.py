@@ -30,7 +30,9 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
+    """Strict JSON: NaN and infinities (undefined metrics) are written as null."""
+    obj = json.loads(json.dumps(obj, default=_jsonable), parse_constant=lambda _: None)
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def read_json(path: str | os.PathLike):

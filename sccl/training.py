@@ -93,15 +93,25 @@ def nll_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.nll_loss(F.log_softmax(logits, dim=1), y)
 
 
-def train_epoch(net, optimizer, batches: list[Batch], progress=None) -> tuple[float, float]:
-    """One optimiser step per batch, in the given order. Returns (mean loss, running accuracy)."""
+def train_epoch(net, optimizer, batches: list[Batch], progress=None, extra_loss=None,
+                edit_gradients=None) -> tuple[float, float]:
+    """One optimiser step per batch, in the given order. Returns (mean loss, running accuracy).
+
+    ``extra_loss(batch, logits)``: a term added to the NLL (or None); ``edit_gradients()``: called between
+    backward and the step (a strategy's hooks). The loss reported is the whole objective."""
     net.train()
     total_loss, correct, seen = 0.0, 0, 0
     for batch in batches:
         logits = logits_of(net, batch)
         loss = nll_loss(logits, batch.y)
+        if extra_loss is not None:
+            extra = extra_loss(batch, logits)
+            if extra is not None:
+                loss = loss + extra
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if edit_gradients is not None:
+            edit_gradients()
         optimizer.step()
         total_loss += loss.item() * len(batch)
         correct += int((logits.argmax(1) == batch.y).sum())

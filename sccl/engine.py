@@ -1,0 +1,284 @@
+"""The one continual-learning runner: any strategy over any scenario's task sequence.
+
+Speed: layers at or below the strategy's cut depth are frozen, so their activity on every fixed batch (each
+task's training batches and every test set) is computed once without autograd and cached; each step runs only
+the layers above the cut. Every evaluation is one prediction pass over all tasks' test samples.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from sccl import metrics
+from sccl.defaults import READOUT_REDRAW
+from sccl.device import resolve_device, set_threads
+from sccl.errors import ConfigError
+from sccl.pretraining import is_finished, load_pretrained
+from sccl.results import write_csv, write_json
+from sccl.runs import RunConfig, pretrained_dir, run_folder
+from sccl.scenarios import Scenario, from_split
+from sccl.splits import make_batches
+from sccl.strategies import Strategy, get_strategy
+from sccl.training import Batch, Dataset, accuracy, predict, raw_batches, train_epoch
+
+EVAL_BATCH = 256
+
+
+@dataclass
+class RunContext:
+    """What a strategy may look at: the network, the data, the device, the scenario and the run's log."""
+
+    net: torch.nn.Module
+    ds: Dataset
+    device: torch.device
+    scenario: Scenario
+    log: Callable[[str], None]
+
+
+class RunLog:
+    """Append lines to the run's log.txt and echo them (unless quiet)."""
+
+    def __init__(self, folder: Path | None, quiet: bool):
+        self.path, self.quiet = (folder / "log.txt" if folder else None), quiet
+
+    def __call__(self, line: str) -> None:
+        if self.path is not None:
+            with open(self.path, "a") as fh:
+                fh.write(line + "\n")
+        if not self.quiet:
+            tqdm.write(line)
+
+
+def cached_batches(net, ds: Dataset, index_batches, depth: int | None, device) -> list[Batch]:
+    """Raw batches, or (depth given) the frozen prefix's activity on them, computed once, time-major."""
+    raw = raw_batches(ds, index_batches, device)
+    if depth is None:
+        return raw
+    return [Batch(net.activity_time_major(b.x, depth), b.y, from_depth=depth, time_major=True) for b in raw]
+
+
+def reinit_readout_column(net, column: int, seed: int) -> None:
+    """w_out[:, column] ~ Normal(0.003, 0.003), as the original's class-incremental scripts (seeded here)."""
+    g = torch.Generator().manual_seed(seed + 104729)
+    mean, std = READOUT_REDRAW
+    with torch.no_grad():
+        fresh = torch.normal(mean, std, size=(net.w_out.shape[0],), generator=g, dtype=torch.float64)
+        net.w_out[:, column] = fresh.to(net.w_out.dtype).to(net.w_out.device)
+
+
+class Evaluator:
+    """Every task's test set, cached at the cut depth; one call = one prediction pass over all of them."""
+
+    def __init__(self, net, ds: Dataset, scenario: Scenario, depth: int | None, device):
+        self.net = net
+        self.batches = [b for task in scenario.tasks
+                        for b in cached_batches(net, ds, make_batches(task.test, EVAL_BATCH, drop_last=False), depth,
+                                                device)]
+        self.counts = np.array([len(task.test) for task in scenario.tasks], dtype=np.int64)
+        self.task_of = np.repeat(np.arange(len(scenario.tasks)), self.counts)
+
+    def __call__(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(correct samples per task, predictions, labels)."""
+        pred, y = predict(self.net, self.batches)
+        correct = np.bincount(self.task_of, weights=(pred == y), minlength=len(self.counts)).astype(np.int64)
+        return correct, pred, y
+
+    def row(self, correct: np.ndarray) -> list[float]:
+        """One row of the accuracy matrix (NaN for a task without test samples)."""
+        return [c / n if n else float("nan") for c, n in zip(correct.tolist(), self.counts.tolist())]
+
+
+def fit_task(net, strategy: Strategy, i: int, new: list[Batch], epochs: int, lr: float, trainable: tuple[str, ...],
+             evaluate: Evaluator, quiet: bool = True, on_row: Callable[[dict], None] | None = None) -> list[dict]:
+    """Train on task ``i`` for ``epochs`` epochs (a fresh Adamax over ``trainable``) and return its rows: epoch 0
+    (before training) and every epoch's loss, pooled old / new / all accuracy, memory and seconds."""
+    optimizer = torch.optim.Adamax([p for n, p in net.named_parameters() if n in trainable], lr=lr,
+                                   betas=(0.9, 0.999))
+    rows = []
+
+    def record(epoch: int, loss: float, seconds: float) -> None:
+        correct, _, _ = evaluate()
+        acc = metrics.old_new_all(correct, evaluate.counts, i)
+        rows.append({"task": i, "epoch": epoch, "loss": round(loss, 6), **{k: round(v, 6) for k, v in acc.items()},
+                     "memory_bits": strategy.memory_bits_analytic, "memory_bytes": strategy.memory_bytes_stored,
+                     "seconds": round(seconds, 3)})
+        if on_row is not None:
+            on_row(rows[-1])
+
+    record(0, float("nan"), 0.0)
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        batches = strategy.epoch_batches(new)
+        with tqdm(total=len(batches), desc=f"task {i} epoch {epoch}/{epochs}", leave=False, disable=quiet) as bar:
+            loss, _ = train_epoch(net, optimizer, batches, bar, strategy.extra_loss, strategy.edit_gradients)
+        record(epoch, loss, time.perf_counter() - t0)
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# one run
+
+
+def validate(cfg: RunConfig, nb_steps: int) -> type[Strategy]:
+    """The strategy class, once every setting is checked (before anything is written)."""
+    cls = get_strategy(cfg.strategy)
+    if cfg.epochs < 0:
+        raise ConfigError(f"--epochs must be >= 0, got {cfg.epochs}")
+    if not (np.isfinite(cfg.lr) and cfg.lr > 0):
+        raise ConfigError(f"--lr must be a positive number, got {cfg.lr}")
+    if cfg.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {cfg.batch_size}")
+    if cfg.seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {cfg.seed}")
+    if (cfg.held_out is None) != (cfg.scenario in ("progressive", "speakers")):
+        raise ConfigError(f"the {cfg.scenario} scenario " + ("takes no held-out id" if cfg.held_out is not None
+                                                             else "needs a held-out speaker or class"))
+    cls.validate(cfg, nb_steps)
+    return cls
+
+
+def already_finished(folder: Path, force: bool, quiet: bool) -> bool:
+    """True when ``folder`` holds a finished run (and not ``force``); otherwise empty it for a fresh start."""
+    if (folder / "summary.json").is_file() and not force:
+        if not quiet:
+            print(f"{folder}: already finished, skipping")
+        return True
+    if folder.exists():
+        shutil.rmtree(folder)  # an unfinished run (or --force): start again from scratch
+    folder.mkdir(parents=True)
+    return False
+
+
+def run(cfg: RunConfig, ds: Dataset, out_dir, force: bool = False) -> Path:
+    """Run (or skip, when finished) one continual-learning run; returns its folder."""
+    cls = validate(cfg, ds.binned.nb_steps)
+    pre_dir = pretrained_dir(cfg, out_dir)
+    if not is_finished(pre_dir):
+        raise ConfigError(f"no finished pretraining in {pre_dir}: run statedicts/pretrain.py first")
+    folder = run_folder(cfg, out_dir, ds.path)
+    if already_finished(folder, force, cfg.quiet):
+        gather(folder.parent)
+        return folder
+    t_start = time.perf_counter()
+    log = RunLog(folder, cfg.quiet)
+    set_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    net, split, pre_config = load_pretrained(pre_dir, device)
+    if pre_config["data"]["sha256"] != ds.sha256():
+        raise ConfigError(f"the model in {pre_dir} was pretrained on another data file than {ds.path}")
+    if (split.scenario, split.held_out) != (cfg.scenario, cfg.held_out):
+        raise ConfigError(f"the model in {pre_dir} was pretrained for {split.scenario} {split.held_out}, "
+                          f"not {cfg.scenario} {cfg.held_out}")
+    scenario = from_split(split)
+    depth = cls.cut_depth(cfg)
+    log(f"{cfg.strategy}, {cfg.scenario}: {' -> '.join(t.name for t in scenario.tasks)}; {cfg.split} split, seed "
+        f"{cfg.seed} on {ds.path} ({'synthetic SHD-format data, not SHD' if ds.synthetic else 'SHD'}); "
+        f"pretrained model {pre_dir}")
+
+    new_train = []
+    for task in scenario.tasks[1:]:
+        idx = make_batches(task.train, cfg.batch_size, drop_last=not cfg.keep_last)
+        if not idx:
+            raise ConfigError(f"task '{task.name}' has {len(task.train)} training samples: fewer than one batch of "
+                              f"{cfg.batch_size} (use --keep-last or a smaller --batch-size)")
+        new_train.append(cached_batches(net, ds, idx, depth, device))
+    evaluate = Evaluator(net, ds, scenario, depth, device)
+    correct, _, _ = evaluate()
+    matrix = [evaluate.row(correct)]
+
+    strategy = cls(cfg, RunContext(net, ds, device, scenario, log))
+    strategy.end_task(0)
+    replay = strategy.replay_batches()
+    replay_acc = accuracy(net, replay) if replay else float("nan")
+    if replay:
+        log(f"pretrained model's accuracy on the replay memory: {replay_acc:.4f}")
+    trainable = tuple(cls.trainable(cfg, net))
+    for name, p in net.named_parameters():
+        p.requires_grad_(name in trainable)
+
+    fixed = {"strategy": cfg.strategy, "scenario": cfg.scenario,
+             "held_out": "" if cfg.held_out is None else cfg.held_out, "depth": "" if depth is None else depth,
+             "replay_batches": cfg.replay_batches if cfg.strategy != "naive" else 0,
+             "stored_steps": (cfg.stored_steps or ds.binned.nb_steps) if cfg.strategy != "naive" else "",
+             "compression": cfg.compression if cfg.stored_steps is not None else "none", "seed": cfg.seed}
+    rows: list[dict] = []
+    memory_per_task = [{"task": 0, "bits": strategy.memory_bits_analytic, "bytes": strategy.memory_bytes_stored}]
+
+    def on_row(row: dict) -> None:
+        rows.append({**fixed, **row})
+        write_csv(folder / "epochs.csv", rows)
+        log(f"task {row['task']} epoch {row['epoch']}: loss {row['loss']:.4f}, old {row['old_acc']:.4f}, "
+            f"new {row['new_acc']:.4f}, all {row['all_acc']:.4f}")
+
+    for i, task in enumerate(scenario.tasks[1:], start=1):
+        strategy.start_task(i)
+        if cfg.reinit_readout:
+            for c in task.new_classes:
+                reinit_readout_column(net, c, scenario.readout_seed(cfg.seed, c))
+        fit_task(net, strategy, i, new_train[i - 1], cfg.epochs, cfg.lr, trainable, evaluate, cfg.quiet, on_row)
+        correct, pred, y = evaluate()
+        matrix.append(evaluate.row(correct))
+        if i < len(scenario) - 1:  # consolidate only what a later task will use
+            strategy.end_task(i)
+        memory_per_task.append({"task": i, "bits": strategy.memory_bits_analytic,
+                                "bytes": strategy.memory_bytes_stored})
+        log(f"after task {i} ({task.name}): accuracy per task " + " ".join(f"{a:.3f}" for a in matrix[-1]))
+
+    write_csv(folder / "accuracy_matrix.csv",
+              [{"after_task": i, **{f"task_{j}": round(a, 6) for j, a in enumerate(r)}} for i, r in enumerate(matrix)])
+    summary = build_summary(cfg, ds, pre_dir, pre_config, scenario, evaluate, matrix, rows, strategy, replay_acc,
+                            memory_per_task, trainable, net, pred, y, folder.name)
+    summary["wall_seconds"] = round(time.perf_counter() - t_start, 3)
+    write_json(folder / "summary.json", summary)
+    m = summary["metrics"]
+    log(f"done in {summary['wall_seconds']:.1f} s: ACC {m['acc']:.4f}, forgetting {m['forgetting']:+.4f}, old "
+        f"{m['old_after']:.4f}, new {m['new_after']:.4f}, all {m['all_after']:.4f}; memory "
+        f"{strategy.memory_bits_analytic} bits analytic, {strategy.memory_bytes_stored} bytes stored")
+    gather(folder.parent)
+    return folder
+
+
+def build_summary(cfg, ds, pre_dir, pre_config, scenario, evaluate, matrix, rows, strategy, replay_acc,
+                  memory_per_task, trainable, net, pred, y, stamp) -> dict:
+    last = rows[-1]
+    epoch_seconds = [r["seconds"] for r in rows if r["epoch"] > 0]
+    return {
+        "stamp": stamp, "config": cfg.settings(),
+        "data": {"path": str(ds.path), "sha256": ds.sha256(), "synthetic": ds.synthetic},
+        "pretrained": str(pre_dir), "pretrained_config": pre_config["settings"],
+        "tasks": [{"name": t.name, "new_classes": list(t.new_classes), "train": len(t.train), "test": len(t.test)}
+                  for t in scenario.tasks],
+        "accuracy_matrix": [[round(a, 6) for a in r] for r in matrix],
+        "metrics": {k: round(v, 6) for k, v in metrics.run_metrics(matrix, evaluate.counts).items()},
+        "final": {k: last[k] for k in ("old_acc", "new_acc", "all_acc")},
+        "replay_memory_accuracy": replay_acc,
+        "memory_bits_analytic": strategy.memory_bits_analytic, "memory_bytes_stored": strategy.memory_bytes_stored,
+        "memory": strategy.describe_memory(), "memory_per_task": memory_per_task,
+        "seconds_per_epoch": round(float(np.mean(epoch_seconds)), 4) if epoch_seconds else None,
+        "per_class_accuracy": {str(int(c)): float((pred[y == c] == c).mean()) for c in np.unique(y)},
+        "frozen_parameters": sorted(n for n, _ in net.named_parameters() if n not in trainable),
+    }
+
+
+def gather(root: Path) -> None:
+    """Rebuild ``root/all_runs.csv`` (every epoch row of every finished run) and ``root/summary.csv`` (one row
+    per run, the report's schema)."""
+    from sccl.report_data import epoch_rows_of, load_runs_in, summary_rows
+
+    records, _ = load_runs_in(root)
+    if not records:
+        return
+    rows = [{"run": rec["folder"].name, **r} for rec in records for r in epoch_rows_of(rec)]
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    write_csv(root / "all_runs.csv", [{k: r.get(k, "") for k in columns} for r in rows], columns)
+    table = summary_rows(records)
+    write_csv(root / "summary.csv", table, list(table[0]))

@@ -1,0 +1,284 @@
+"""Finished runs, read back: one record per run folder, one summary row per run, and seed aggregation.
+
+A finished continual-learning run is a folder ``RUNS/<scenario>/<stamp>/`` holding ``summary.json`` (written
+last by :mod:`sccl.engine`), ``epochs.csv`` and ``accuracy_matrix.csv``. A finished pretraining run is
+``RUNS/pretrain/<split>/<id>_seed<seed>/`` with ``model.pt``, ``config.json`` and ``epochs.csv``.
+
+Every number shown comes from the run's own files: ACC, BWT, forgetting and the pooled old / new / all
+accuracies are the ``metrics`` of summary.json (computed by :mod:`sccl.metrics`, never recomputed here); the
+per-step curves use :mod:`sccl.metrics` on the stored accuracy matrix. A folder that cannot be read (bad JSON,
+missing keys, a matrix that does not fit its tasks) is left out with a note, never a crash.
+
+Aggregation: runs are grouped by their configuration without the seed; within a group each seed's values are
+averaged over the held-out ids first, then the mean and the sample std (ddof 1) over seeds are shown,
+n = seeds x ids.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from sccl import metrics
+from sccl.results import read_csv, read_json
+
+__all__ = ["SYNTHETIC_LABEL", "REAL_LABEL", "SCENARIOS", "SUMMARY_COLUMNS", "load_runs_in", "load_runs",
+           "load_pretrain_runs", "epoch_rows_of", "run_row", "summary_rows", "seed_mean_std", "group_key",
+           "aggregate", "number"]
+
+SYNTHETIC_LABEL = "synthetic SHD-format data, not SHD"
+REAL_LABEL = "SHD"
+#: the scenario folders under RUNS, in the order the report shows them
+SCENARIOS = ("sample_incremental", "class_incremental", "progressive", "speakers")
+NB_STEPS_DEFAULT = 100  # time steps of a sample when a run's memory text does not say
+#: display order of strategies; "compressed_latent_replay" and "no_replay" are latent_replay variants
+STRATEGY_ORDER = ("naive", "no_replay", "rehearsal", "latent_replay", "compressed_latent_replay")
+
+SUMMARY_COLUMNS = [
+    "scenario", "strategy", "held_out", "depth", "replay_batches", "replay_samples", "stored_steps", "compression",
+    "seed", "epochs", "lr", "old_before", "old_after", "new_after", "all_after", "acc", "bwt", "forgetting",
+    "replay_memory_accuracy", "memory_bits", "memory_bytes", "memory_kb", "seconds_per_epoch", "seconds", "split",
+    "data", "run",
+]
+METRIC_KEYS = ("old_before", "old_after", "new_after", "all_after", "acc", "bwt", "forgetting")
+
+# config entries with their own column, or that name the id / seed, or that do not change results
+_NOT_OTHER_SETTINGS = {"seed", "held_out", "device", "threads", "quiet", "pretrained", "scenario", "strategy",
+                       "latent_depth", "replay_batches", "stored_steps", "compression", "split"}
+_READ_ERRORS = (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError)
+
+
+def number(x) -> float:
+    """A float from a CSV or JSON value ('' and None -> NaN)."""
+    if x is None or x == "" or isinstance(x, bool):
+        return float("nan")
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _blank_none(x):
+    return "" if x is None else x
+
+
+def _read_epochs(folder: Path) -> list[dict]:
+    path = Path(folder) / "epochs.csv"
+    return read_csv(path) if path.is_file() else []
+
+
+def _data_label(data: dict | None) -> str:
+    return SYNTHETIC_LABEL if (data or {}).get("synthetic") else REAL_LABEL
+
+
+def _memory_numbers(text) -> tuple[int | str, int]:
+    """(samples held, time steps of a sample) from a memory description such as
+    ``"64 x depth-1 spikes (200 units), 10/100 steps (1:10, or), ..."``."""
+    text = text if isinstance(text, str) else ""
+    samples = re.match(r"\s*(\d+) x ", text)
+    steps = re.search(r"\d+/(\d+) steps", text)
+    return (int(samples.group(1)) if samples else ""), (int(steps.group(1)) if steps else NB_STEPS_DEFAULT)
+
+
+def _variant(strategy: str, replay_batches, stored_steps, nb_steps: int) -> str:
+    """What the tables call a run: latent replay without memory is "no_replay", with fewer stored steps than
+    time steps "compressed_latent_replay"; every other strategy keeps its registry name."""
+    if strategy != "latent_replay":
+        return strategy
+    if number(replay_batches) == 0:
+        return "no_replay"
+    S = number(stored_steps)
+    return "compressed_latent_replay" if math.isfinite(S) and S < nb_steps else "latent_replay"
+
+
+def run_row(folder, summary: dict, epochs: list[dict] | None = None) -> dict:
+    """The summary row (:data:`SUMMARY_COLUMNS`) of one finished run of any scenario. Depth, replay batches,
+    stored steps and compression are those the run wrote in its epochs.csv (derived from the config when the
+    file is missing); the metrics are summary.json's. Raises KeyError / TypeError for a damaged summary."""
+    folder = Path(folder)
+    c, m = summary["config"], summary["metrics"]
+    strategy = c["strategy"]
+    rows = _read_epochs(folder) if epochs is None else epochs
+    first = rows[0] if rows else {}
+    naive = strategy == "naive"
+    samples, nb_steps = _memory_numbers(summary.get("memory"))
+    if first:
+        depth, batches = first.get("depth", ""), first.get("replay_batches", "")
+        stored, compression = first.get("stored_steps", ""), first.get("compression", "")
+    else:
+        depth = _blank_none(c.get("latent_depth")) if strategy == "latent_replay" else ""
+        batches = 0 if naive else c.get("replay_batches", 0)
+        stored = "" if naive else (c.get("stored_steps") or nb_steps)
+        compression = c.get("compression", "or") if c.get("stored_steps") is not None else "none"
+    as_int = lambda x: "" if x in ("", None) else int(number(x))  # noqa: E731
+    memory_bytes = summary.get("memory_bytes_stored", 0)
+    return {
+        "scenario": c["scenario"], "strategy": strategy, "held_out": _blank_none(c.get("held_out")),
+        "depth": as_int(depth), "replay_batches": as_int(batches), "replay_samples": samples,
+        "stored_steps": as_int(stored), "compression": compression, "seed": c["seed"],
+        "epochs": c.get("epochs", ""), "lr": c.get("lr", ""),
+        **{k: _blank_none(m[k]) for k in METRIC_KEYS},
+        "replay_memory_accuracy": _blank_none(summary.get("replay_memory_accuracy")),
+        "memory_bits": summary.get("memory_bits_analytic", 0), "memory_bytes": memory_bytes,
+        "memory_kb": number(memory_bytes) / 1000,
+        "seconds_per_epoch": _blank_none(summary.get("seconds_per_epoch")),
+        "seconds": _blank_none(summary.get("wall_seconds")),
+        "split": c.get("split", ""), "data": _data_label(summary.get("data")), "run": folder.name,
+    }
+
+
+def _record(folder: Path, summary: dict) -> dict:
+    """Everything the tables and figures need of one run (``row``: its summary row)."""
+    epochs = _read_epochs(folder)
+    row = run_row(folder, summary, epochs)
+    R = metrics.accuracy_matrix(summary["accuracy_matrix"])
+    counts = np.array([int(t["test"]) for t in summary["tasks"]], dtype=np.int64)
+    if R.shape != (len(counts), len(counts)):
+        raise ValueError(f"accuracy matrix of shape {R.shape} for {len(counts)} tasks")
+    correct = metrics.correct_counts(R, counts)
+    everything = range(len(counts))
+    curve = [{"task": int(number(r.get("task", 1))), "epoch": int(number(r["epoch"])),
+              **{k: number(r.get(k)) for k in ("old_acc", "new_acc", "all_acc")}} for r in epochs]
+    _, nb_steps = _memory_numbers(summary.get("memory"))
+    return {
+        "row": row, "config": summary["config"], "summary": summary, "folder": folder, "epochs": epochs,
+        "variant": _variant(row["strategy"], row["replay_batches"], row["stored_steps"], nb_steps),
+        "nb_steps": nb_steps, "matrix": R, "counts": counts, "curve": curve,
+        "task_names": [str(t.get("name", j)) for j, t in enumerate(summary["tasks"])],
+        "acc_steps": [metrics.average_accuracy(R, t) for t in everything],
+        "all_steps": [metrics.pooled(correct[t], counts, everything) for t in everything],
+    }
+
+
+def load_runs_in(scenario_folder: str | os.PathLike) -> tuple[list[dict], list[str]]:
+    """(records, notes) of the finished runs of one scenario folder such as ``RUNS/sample_incremental``."""
+    records, notes = [], []
+    for path in sorted(Path(scenario_folder).glob("*/summary.json")):
+        try:
+            summary = read_json(path)
+            records.append(_record(path.parent, summary))
+        except _READ_ERRORS as exc:
+            notes.append(f"`{path.parent}` could not be read ({type(exc).__name__}: {exc}); left out.")
+    return records, notes
+
+
+def load_runs(runs_dir: str | os.PathLike) -> tuple[list[dict], list[str]]:
+    """(records, notes) of every scenario folder under ``runs_dir`` (known scenarios first; ``pretrain`` is not
+    a scenario)."""
+    runs_dir = Path(runs_dir)
+    others = sorted(p.name for p in runs_dir.glob("*/") if p.is_dir() and p.name not in SCENARIOS + ("pretrain",))
+    records, notes = [], []
+    for name in [*SCENARIOS, *others]:
+        r, n = load_runs_in(runs_dir / name)
+        records += r
+        notes += n
+    return records, notes
+
+
+def epoch_rows_of(record: dict) -> list[dict]:
+    """The run's epochs.csv rows as dicts (values as written)."""
+    return [dict(r) for r in record["epochs"]]
+
+
+def summary_rows(records: list[dict]) -> list[dict]:
+    return [{k: rec["row"].get(k, "") for k in SUMMARY_COLUMNS} for rec in records]
+
+
+# ----------------------------------------------------------------------------------------------
+# pretraining runs
+
+
+def _last_finite(rows: list[dict], key: str) -> float:
+    values = [number(r.get(key)) for r in rows]
+    values = [v for v in values if math.isfinite(v)]
+    return values[-1] if values else float("nan")
+
+
+def load_pretrain_runs(runs_dir: str | os.PathLike) -> tuple[list[dict], list[str]]:
+    """(records, notes) of the finished pretraining runs under ``runs_dir/pretrain``: each ``{"scenario",
+    "split", "id", "held_out", "seed", "epochs", "test_acc", "train_acc", "data", "folder"}`` (accuracies of the
+    last epoch that measured them)."""
+    from sccl.splits import _LEGACY_SCENARIO  # older runs name the scenario speaker / class / classes
+
+    records, notes = [], []
+    for model in sorted(Path(runs_dir).glob("pretrain/*/*/model.pt")):
+        folder = model.parent
+        try:
+            config = read_json(folder / "config.json")
+            s = config["settings"]
+            rows = _read_epochs(folder)
+            records.append({"scenario": _LEGACY_SCENARIO.get(s["scenario"], s["scenario"]),
+                            "split": s.get("split", folder.parent.name), "id": folder.name.rsplit("_seed", 1)[0],
+                            "held_out": _blank_none(s.get("held_out")), "seed": s["seed"],
+                            "epochs": len(rows) or s.get("epochs", ""), "test_acc": _last_finite(rows, "test_acc"),
+                            "train_acc": _last_finite(rows, "train_acc"), "data": _data_label(config.get("data")),
+                            "folder": folder})
+        except _READ_ERRORS as exc:
+            notes.append(f"`{folder}` could not be read ({type(exc).__name__}: {exc}); left out.")
+    return records, notes
+
+
+# ----------------------------------------------------------------------------------------------
+# aggregation over ids and seeds
+
+
+def _other_settings(rec: dict) -> tuple:
+    """Config settings not shown in their own column (lists as tuples; dicts left out)."""
+    items = []
+    for k, v in rec["config"].items():
+        if k in _NOT_OTHER_SETTINGS or isinstance(v, dict):
+            continue
+        items.append((k, tuple(v) if isinstance(v, list) else v))
+    return tuple(sorted(items, key=lambda kv: kv[0]))
+
+
+def group_key(rec: dict) -> tuple:
+    """The configuration of a run without its seed and held-out id."""
+    r = rec["row"]
+    return (r["scenario"], r["split"], r["data"], r["strategy"], r["depth"], r["replay_batches"], r["stored_steps"],
+            r["compression"], _other_settings(rec))
+
+
+def seed_mean_std(records: list[dict], value) -> tuple[float, float, int]:
+    """(mean, std, seeds): each seed's finite values averaged over ids first, then the mean and the sample std
+    (ddof 1; NaN for one seed) of those per-seed means. ``value``: a ``row`` column name or a record -> float."""
+    get = value if callable(value) else (lambda rec: rec["row"][value])
+    by_seed = defaultdict(list)
+    for rec in records:
+        v = number(get(rec))
+        if math.isfinite(v):
+            by_seed[str(rec["row"]["seed"])].append(v)
+    means = [float(np.mean(by_seed[s])) for s in sorted(by_seed)]
+    if not means:
+        return float("nan"), float("nan"), 0
+    std = float(np.std(means, ddof=1)) if len(means) > 1 else float("nan")
+    return float(np.mean(means)), std, len(means)
+
+
+def _order(variant: str) -> int:
+    return STRATEGY_ORDER.index(variant) if variant in STRATEGY_ORDER else len(STRATEGY_ORDER)
+
+
+def _sort_key(group: dict):
+    scenario, split, data, strategy, depth, batches, stored, compression, other = group["key"]
+    num = lambda x: -1.0 if x in ("", None) else number(x)  # noqa: E731
+    where = SCENARIOS.index(scenario) if scenario in SCENARIOS else len(SCENARIOS)
+    return (where, str(scenario), str(split), str(data), _order(group["variant"]), str(strategy), num(depth),
+            num(batches), -num(stored), str(compression), repr(other))
+
+
+def aggregate(records: list[dict]) -> list[dict]:
+    """Groups of runs with the same configuration without the seed, in table order: each ``{"key", "runs",
+    "row" (the first run's, for the config columns), "variant", "ids", "seeds"}``."""
+    groups = defaultdict(list)
+    for rec in records:
+        groups[group_key(rec)].append(rec)
+    out = [{"key": key, "runs": runs, "row": runs[0]["row"], "variant": runs[0]["variant"],
+            "ids": sorted({r["row"]["held_out"] for r in runs}, key=str),
+            "seeds": sorted({r["row"]["seed"] for r in runs}, key=str)} for key, runs in groups.items()]
+    return sorted(out, key=_sort_key)

@@ -1,0 +1,278 @@
+"""Markdown tables of the report and the README: per scenario, compressed vs uncompressed latent replay, the
+per-step and accuracy-matrix tables of the sequence scenarios, the continual-learning metrics, pretraining.
+
+Every table takes the groups of :func:`sccl.report_data.aggregate` (runs with one configuration, all seeds and
+ids) and shows mean ± std over seeds (:func:`sccl.report_data.seed_mean_std`). Accuracies are in %.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+
+from sccl.report_data import REAL_LABEL, SYNTHETIC_LABEL, number, seed_mean_std
+
+__all__ = ["SCENARIO_TITLES", "STRATEGY_NAMES", "fmt_pct", "fmt_kb", "md_table", "label_of", "config_name",
+           "scenario_table", "compression_table", "sequence_tables", "metrics_table", "pretraining_tables"]
+
+SCENARIO_TITLES = {"sample_incremental": "Sample-incremental (new speaker)",
+                   "class_incremental": "Class-incremental (new class)",
+                   "progressive": "Progressive class-incremental (classes 0-9, then 10..19 one at a time)",
+                   "speakers": "Speakers (a first group of speakers, then one speaker at a time)"}
+ID_NAMES = {"sample_incremental": "speakers", "class_incremental": "classes"}
+STRATEGY_NAMES = {"naive": "naive", "no_replay": "no replay", "rehearsal": "rehearsal", "latent_replay": "LR",
+                  "compressed_latent_replay": "compressed LR"}
+
+
+# ----------------------------------------------------------------------------------------------
+# formatting
+
+
+def fmt_pct(stat: tuple[float, float, int], digits: int = 2) -> str:
+    """``mean ± std`` of a fraction, in %; the mean alone for one seed; "–" when nothing was measured."""
+    mean, std, n = stat
+    if not math.isfinite(mean):
+        return "–"
+    text = f"{100 * mean:.{digits}f}"
+    return text + (f" ± {100 * std:.{digits}f}" if n > 1 and math.isfinite(std) else "")
+
+
+def fmt_kb(kb: float) -> str:
+    if not math.isfinite(kb):
+        return "–"
+    return "0" if kb == 0 else (f"{kb:,.3f}" if kb < 10 else f"{kb:,.1f}")
+
+
+def _blank(x) -> str:
+    return "–" if x in ("", None) or (isinstance(x, float) and not math.isfinite(x)) else str(x)
+
+
+def md_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+
+
+def label_of(records) -> str:
+    """The data label of a set of runs: SHD, synthetic, or both."""
+    labels = {r["row"]["data"] for r in records}
+    if labels == {SYNTHETIC_LABEL}:
+        return SYNTHETIC_LABEL
+    return f"{REAL_LABEL} and {SYNTHETIC_LABEL} (see the data column)" if SYNTHETIC_LABEL in labels else REAL_LABEL
+
+
+def _strategy(g: dict) -> str:
+    return STRATEGY_NAMES.get(g["variant"], g["variant"])
+
+
+def _s_text(row: dict) -> str:
+    """Stored steps S and the compression mode: "10 (or)", "100" uncompressed, "–" without a memory."""
+    S = row["stored_steps"]
+    if S in ("", None) or row["strategy"] == "naive":
+        return "–"
+    return f"{S}" if row["compression"] == "none" else f"{S} ({row['compression']})"
+
+
+def _n_text(g: dict) -> str:
+    ids = [i for i in g["ids"] if i != ""]
+    return f"{len(g['seeds'])} × {len(ids)}" if ids else f"{len(g['seeds'])}"
+
+
+def _batches(g: dict) -> str:
+    return "–" if g["row"]["strategy"] == "naive" else _blank(g["row"]["replay_batches"])
+
+
+def config_name(g: dict) -> str:
+    """A short name of a group's configuration: "compressed LR d2 n1 S10 or"."""
+    r = g["row"]
+    name = _strategy(g) + (f" d{r['depth']}" if r["depth"] != "" else "")
+    if r["strategy"] != "naive":
+        name += f" n{r['replay_batches']}"
+    if r["compression"] not in ("none", ""):
+        name += f" S{r['stored_steps']} {r['compression']}"
+    return name
+
+
+def _differing(groups: list[dict], shown=("lr",)) -> list[str]:
+    """Other settings whose value differs between the groups of one table (and no column shows)."""
+    settings = [dict(g["key"][-1]) for g in groups]
+    keys = {k for d in settings for k in d} - set(shown)
+    return sorted(k for k in keys if len({repr(d.get(k, "–")) for d in settings}) > 1)
+
+
+def _other_text(g: dict, keys: list[str]) -> str:
+    other = dict(g["key"][-1])
+    return ", ".join(f"{k}={other.get(k, '–')}" for k in keys) or "–"
+
+
+def _mean(g: dict, value) -> float:
+    return seed_mean_std(g["runs"], value)[0]
+
+
+def _caption(number_: int | None, text: str) -> str:
+    return (f"**Table {number_}.** " if number_ is not None else "") + text
+
+
+# ----------------------------------------------------------------------------------------------
+# tables
+
+
+def scenario_table(groups: list[dict], scenario: str, label: str, number_: int | None = None,
+                   readme: bool = False) -> str:
+    """One scenario's accuracy per strategy, depth and memory. ``readme``: the compact, deterministic form (no
+    timings, no paths)."""
+    ids = ID_NAMES.get(scenario)
+    other = _differing(groups)
+    n_head = f"n (seeds × {ids})" if ids else "n (seeds)"
+    rows = []
+    for g in groups:
+        r, pct = g["row"], (lambda k, g=g: fmt_pct(seed_mean_std(g["runs"], k)))
+        head = [_strategy(g), _blank(r["depth"]), _batches(g)]
+        if readme:
+            rows.append(head + [_s_text(r), _blank(r["lr"]), _n_text(g), f"{pct('old_before')} → {pct('old_after')}",
+                                pct("new_after"), pct("all_after"), pct("acc"), pct("forgetting"),
+                                f"{_mean(g, 'memory_bytes'):,.0f}"] + ([_other_text(g, other)] if other else []))
+            continue
+        analytic = _mean(g, lambda rec: number(rec["row"]["memory_bits"]) / 8000)
+        spe = _mean(g, "seconds_per_epoch")
+        rows.append(head + [_blank(r["replay_samples"]), _s_text(r), _blank(r["lr"]), _n_text(g)]
+                    + [pct(k) for k in ("old_before", "old_after", "new_after", "all_after", "acc", "bwt",
+                                        "forgetting")]
+                    + [fmt_kb(_mean(g, "memory_kb")), fmt_kb(analytic), f"{spe:.2f}" if math.isfinite(spe) else "–",
+                       r["split"], r["data"]] + ([_other_text(g, other)] if other else []))
+    if readme:
+        header = ["strategy", "depth", "replay batches", "S (mode)", "lr", n_head, "old before → after", "new after",
+                  "all after", "ACC", "forgetting", "memory stored (B)"]
+    else:
+        header = ["strategy", "depth", "replay batches", "replayed samples", "S (mode)", "lr", n_head, "old before",
+                  "old after", "new after", "all after", "ACC", "BWT", "forgetting", "memory KB", "analytic KB",
+                  "s / epoch", "split", "data"]
+    header += ["other settings"] if other else []
+    text = (f"{SCENARIO_TITLES.get(scenario, scenario)}: accuracy (%) per strategy, latent depth and replay memory; "
+            f"scenario {scenario}; data: {label}. Mean ± std over seeds of the mean over "
+            f"{ids or 'runs'}; old / new / all: pooled over the old tasks, the last task, every task; before / "
+            f"after: the last task; BWT and forgetting in percentage points.")
+    return _caption(number_, text) + "\n\n" + md_table(header, rows)
+
+
+def compression_table(groups: list[dict], label: str, number_: int | None = None) -> str | None:
+    """Compressed latent replay next to uncompressed latent replay at the same scenario, depth and number of
+    replay batches (other settings but the learning rate equal); None when there is no such pair."""
+    def base(g):
+        scenario, split, data, _, depth, batches, _, _, other = g["key"]
+        return (scenario, split, data, depth, batches, tuple(kv for kv in other if kv[0] != "lr"))
+
+    plain = defaultdict(list)
+    for g in groups:
+        if g["variant"] == "latent_replay":
+            plain[base(g)].append(g)
+    rows = []
+    for g in groups:
+        if g["variant"] != "compressed_latent_replay" or base(g) not in plain:
+            continue
+        u = max(plain[base(g)], key=lambda x: len(x["runs"]))
+        r = g["row"]
+        au, ac = seed_mean_std(u["runs"], "all_after"), seed_mean_std(g["runs"], "all_after")
+        ku, kc = _mean(u, "memory_kb"), _mean(g, "memory_kb")
+        delta = 100 * (ac[0] - au[0])
+        window = g["runs"][0]["nb_steps"] // int(r["stored_steps"]) if number(r["stored_steps"]) > 0 else "?"
+        rows.append([r["scenario"], _blank(r["depth"]), _blank(r["replay_batches"]),
+                     f"{r['stored_steps']} (1:{window}, {r['compression']})", f"{_n_text(u)} / {_n_text(g)}",
+                     fmt_pct(au), fmt_pct(ac), f"{delta:+.2f}" if math.isfinite(delta) else "–",
+                     fmt_pct(seed_mean_std(u["runs"], "old_after")), fmt_pct(seed_mean_std(g["runs"], "old_after")),
+                     fmt_kb(ku), fmt_kb(kc), f"{ku / kc:.1f}×" if kc > 0 and math.isfinite(ku) else "–", r["data"]])
+    if not rows:
+        return None
+    header = ["scenario", "depth", "replay batches", "S (ratio, mode)", "n LR / n cLR", "all after: LR",
+              "all after: compressed LR", "Δ (pp)", "old after: LR", "old after: compressed LR", "memory KB: LR",
+              "memory KB: compressed LR", "memory ratio", "data"]
+    text = (f"Compressed vs uncompressed latent replay at the same depth and number of replay batches (the learning "
+            f"rate may differ); accuracy after the last task on every task's test samples (%), Δ = compressed − "
+            f"uncompressed, memory ratio = uncompressed / compressed stored bytes; data: {label}.")
+    return _caption(number_, text) + "\n\n" + md_table(header, rows)
+
+
+def _at(values: list[float], t: int) -> float:
+    return values[t] if t < len(values) else float("nan")
+
+
+def sequence_tables(groups: list[dict], scenario: str, label: str, number_: int) -> tuple[str, int]:
+    """Tables of a sequence scenario (progressive, speakers): ACC after each step, accuracy on every task after
+    each step, and the accuracy matrix of the configuration with the most runs. Returns (text, next number)."""
+    runs = [rec for g in groups for rec in g["runs"]]
+    n_steps = max(len(rec["acc_steps"]) for rec in runs)
+    names = next(rec["task_names"] for rec in runs if len(rec["task_names"]) == n_steps)
+    other = _differing(groups, shown=())
+    head = ["configuration", "n (seeds)"]
+    rows_acc, rows_all = [], []
+    for g in groups:
+        name = [config_name(g) + (f" ({_other_text(g, other)})" if other else ""), _n_text(g)]
+        acc = [fmt_pct(seed_mean_std(g["runs"], lambda rec, t=t: _at(rec["acc_steps"], t)), 1) for t in range(n_steps)]
+        every = [fmt_pct(seed_mean_std(g["runs"], lambda rec, t=t: _at(rec["all_steps"], t)), 1)
+                 for t in range(n_steps)]
+        kb = fmt_kb(_mean(g, "memory_kb"))
+        rows_acc.append(name + acc + [fmt_pct(seed_mean_std(g["runs"], "forgetting"), 1), kb, g["row"]["data"]])
+        rows_all.append(name + every + [kb, g["row"]["data"]])
+    title = SCENARIO_TITLES.get(scenario, scenario)
+    out = [_caption(number_, f"{title}: ACC after each step (%), the mean accuracy over the tasks learned so far "
+                             f"(row mean of the accuracy matrix over j ≤ i); then the final forgetting (pp) and "
+                             f"replay memory; mean ± std over seeds; data: {label}.")
+           + "\n\n" + md_table(head + names + ["forgetting", "memory KB", "data"], rows_acc),
+           _caption(number_ + 1, f"{title}: accuracy on every task's test samples (pooled, %) after each step; "
+                                 f"mean ± std over seeds; data: {label}.")
+           + "\n\n" + md_table(head + names + ["memory KB", "data"], rows_all)]
+    g = max(groups, key=lambda x: len(x["runs"]))  # the first of the largest groups
+    same = [rec for rec in g["runs"] if rec["matrix"].shape == g["runs"][0]["matrix"].shape]
+    M = np.mean([rec["matrix"] for rec in same], axis=0)
+    cols = same[0]["task_names"]
+    mrows = [[f"after {cols[i]}"] + [f"{100 * v:.1f}" if j <= i else f"({100 * v:.1f})" for j, v in enumerate(row)]
+             for i, row in enumerate(M)]
+    out.append(_caption(number_ + 2, f"{title}: accuracy matrix R[i][j] (%) of {config_name(g)} (mean over "
+                                     f"{len(same)} run(s)): rows = after learning task i, columns = accuracy on task "
+                                     f"j's test samples; in parentheses: tasks not learned yet; data: "
+                                     f"{g['row']['data']}.")
+               + "\n\n" + md_table(["", *cols], mrows))
+    return "\n\n".join(out), number_ + 3
+
+
+def metrics_table(groups: list[dict], label: str, number_: int | None = None) -> str:
+    """ACC, BWT, forgetting and the pooled accuracies after the last task, every scenario and configuration."""
+    other_of = {s: _differing([g for g in groups if g["row"]["scenario"] == s], shown=())
+                for s in {g["row"]["scenario"] for g in groups}}
+    show_other = any(other_of.values())
+    rows = []
+    for g in groups:
+        r = g["row"]
+        rows.append([r["scenario"], _strategy(g), _blank(r["depth"]), _batches(g), _s_text(r), _n_text(g)]
+                    + [fmt_pct(seed_mean_std(g["runs"], k)) for k in ("acc", "bwt", "forgetting", "old_after",
+                                                                      "new_after", "all_after",
+                                                                      "replay_memory_accuracy")]
+                    + [fmt_kb(_mean(g, "memory_kb")), r["data"]]
+                    + ([_other_text(g, other_of[r["scenario"]])] if show_other else []))
+    header = ["scenario", "strategy", "depth", "replay batches", "S (mode)", "n", "ACC", "BWT (pp)",
+              "forgetting (pp)", "old after", "new after", "all after", "replay memory acc.", "memory KB", "data"]
+    header += ["other settings"] if show_other else []
+    text = (f"Continual-learning metrics after the last task (definitions above), accuracies in %, mean ± std over "
+            f"seeds; replay memory acc. = the pretrained model's accuracy on its replay memory; data: {label}.")
+    return _caption(number_, text) + "\n\n" + md_table(header, rows)
+
+
+def pretraining_tables(records: list[dict]) -> str | None:
+    """One table per pretrained model kind (scenario): final test and train accuracy, mean ± std over seeds."""
+    kinds = sorted({r["scenario"] for r in records}, key=lambda s: (s not in SCENARIO_TITLES, s))
+    out = []
+    for kind in kinds:
+        groups = defaultdict(list)
+        for r in records:
+            if r["scenario"] == kind:
+                groups[(str(r["split"]), str(r["id"]), str(r["epochs"]), r["data"])].append(r)
+        rows = []
+        for (split, id_, epochs, data), runs in sorted(groups.items()):
+            stat = lambda key, runs=runs: seed_mean_std([{"row": r} for r in runs], key)  # noqa: E731
+            rows.append([id_, split, epochs, len({r["seed"] for r in runs}), fmt_pct(stat("test_acc")),
+                         fmt_pct(stat("train_acc")), data])
+        out.append(f"Pretrained models for {kind}: final test and train accuracy (%; train: running accuracy "
+                   f"during the last epoch), mean ± std over seeds.\n\n"
+                   + md_table(["model", "split", "epochs", "seeds", "test accuracy", "train accuracy", "data"], rows))
+    return "\n\n".join(out) or None

@@ -1,0 +1,86 @@
+"""Scenarios as task sequences.
+
+A scenario is the list of tasks a model meets, the first being its pretraining:
+
+    sample_incremental  [every speaker but S, speaker S]                 (new speaker; the paper's)
+    class_incremental   [every class but C, class C]                     (new class; the paper's)
+    progressive         [classes 0-9, class 10, class 11, ..., class 19] (the paper's)
+    speakers            [a first group of speakers, then each other speaker alone] (domain-incremental; ours)
+
+Each task holds the index arrays of its training and test samples (from the pretraining run's split) and the
+classes whose readout column is new when the task starts. Accuracies are measured per task's test set: R[i][j]
+is the accuracy on task j's test samples after training on task i (:mod:`sccl.metrics`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sccl.splits import SCENARIOS, Split, format_ids
+
+#: scenarios whose new tasks bring new classes (a new readout column; replay memories chosen per class)
+CLASS_SCENARIOS = ("class_incremental", "progressive")
+#: two-task scenarios: the new task is one held-out speaker or class (given on the command line)
+HELD_OUT_FLAG = {"sample_incremental": "--speaker", "class_incremental": "--removed-class"}
+#: salts of the replay memories' seeded choice (kept from the first version, so that its memories stay identical)
+MEMORY_SALT = {"sample_incremental": 7919, "class_incremental": 7919, "progressive": 4241, "speakers": 7919}
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    train: np.ndarray
+    test: np.ndarray
+    new_classes: tuple[int, ...] = ()  # classes first seen in this task (their readout column is re-drawn)
+
+
+@dataclass
+class Scenario:
+    name: str
+    tasks: list[Task]
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def per_class_memory(self) -> bool:
+        """Replay memories hold k batches per class (class scenarios) rather than k batches per task."""
+        return self.name in CLASS_SCENARIOS
+
+    @property
+    def memory_salt(self) -> int:
+        return MEMORY_SALT[self.name]
+
+    def readout_seed(self, seed: int, column: int) -> int:
+        """Seed of a re-drawn readout column: the run's seed (class_incremental) or seed + class (progressive),
+        as the first version drew them."""
+        return seed + column if self.name == "progressive" else seed
+
+
+def from_split(split: Split) -> Scenario:
+    """The scenario whose tasks are the given pretraining run's split."""
+    if split.scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {split.scenario!r}")
+    first = Task(_first_task_name(split), split["pretrain_train"], split["pretrain_test"])
+    if split.scenario == "sample_incremental":
+        tasks = [first, Task(f"speaker {split.held_out}", split["new_train"], split["new_test"])]
+    elif split.scenario == "class_incremental":
+        tasks = [first, Task(f"class {split.held_out}", split["new_train"], split["new_test"], (split.held_out,))]
+    else:
+        word = "class" if split.scenario == "progressive" else "speaker"
+        new_classes = (lambda g: (g,)) if split.scenario == "progressive" else (lambda g: ())
+        tasks = [first] + [Task(f"{word} {g}", split[f"new_train_{g}"], split[f"new_test_{g}"], new_classes(g))
+                           for g in split.new_groups]
+    return Scenario(split.scenario, tasks)
+
+
+def _first_task_name(split: Split) -> str:
+    if split.scenario == "sample_incremental":
+        return f"speakers except {split.held_out}"
+    if split.scenario == "class_incremental":
+        return f"classes except {split.held_out}"
+    if split.scenario == "progressive":
+        return "classes 0-9"
+    return f"speakers {format_ids(split.first_speakers or ())}"

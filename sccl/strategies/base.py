@@ -1,0 +1,102 @@
+"""What a strategy is: its flags, what it trains, and the few hooks the engine calls (:mod:`sccl.engine`).
+
+The engine runs a scenario's tasks in order (task 0 is the pretraining, already done) and calls, for a run:
+
+    end_task(0)                           consolidate what pretraining taught (e.g. fill a replay memory)
+    for each later task i:
+        start_task(i)                     prepare for task i
+        every epoch: epoch_batches(new)   the batches of the epoch: new data, plus whatever the strategy adds
+            every step: loss = NLL + extra_loss(batch, logits); backward; edit_gradients(); optimiser step
+        end_task(i)                       consolidate task i (not after the last task: nothing would use it)
+
+A strategy that keeps something across tasks reports its size in ``memory_bytes_stored`` (the bytes actually
+held) and ``memory_bits_analytic`` (the paper's formula where there is one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from sccl.engine import RunContext
+    from sccl.runs import RunConfig
+    from sccl.training import Batch
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A command-line flag of a strategy: ``dest`` is the :class:`~sccl.runs.RunConfig` field it sets; ``default``
+    a value, or the name of a per-scenario entry of :data:`sccl.defaults.SCENARIO`."""
+
+    name: str
+    dest: str
+    help: str
+    type: Any = int
+    default: Any = None
+    choices: tuple | None = None
+    action: str | None = None
+
+
+class Strategy:
+    name = ""
+    description = ""
+    flags: tuple[Flag, ...] = ()
+
+    def __init__(self, cfg: "RunConfig", ctx: "RunContext"):
+        self.cfg, self.ctx = cfg, ctx
+
+    # ------------------------------------------------------------------------------------------ declarations
+
+    @classmethod
+    def validate(cls, cfg: "RunConfig", nb_steps: int) -> None:
+        """Raise :class:`~sccl.errors.ConfigError` for settings this strategy cannot run with."""
+
+    @classmethod
+    def cut_depth(cls, cfg: "RunConfig") -> int | None:
+        """The network is trained from this depth's activity (None: from the input); the layers at or below it
+        are frozen and their activity on fixed batches is computed once."""
+        return None
+
+    @classmethod
+    def trainable(cls, cfg: "RunConfig", net) -> tuple[str, ...]:
+        """Names of the parameters this strategy trains."""
+        return net.trainable_for_depth(cls.cut_depth(cfg))
+
+    # ------------------------------------------------------------------------------------------ hooks
+
+    def start_task(self, i: int) -> None:
+        """Before training on task ``i`` (i >= 1)."""
+
+    def epoch_batches(self, new: list["Batch"]) -> list["Batch"]:
+        """The batches of one epoch, in order."""
+        return new
+
+    def extra_loss(self, batch: "Batch", logits: torch.Tensor) -> torch.Tensor | None:
+        """A term added to the NLL of a step (None: nothing)."""
+        return None
+
+    def edit_gradients(self) -> None:
+        """Change the gradients between backward and the optimiser step (e.g. project them)."""
+
+    def end_task(self, i: int) -> None:
+        """After task ``i`` (task 0: the pretraining, before the first new task)."""
+
+    # ------------------------------------------------------------------------------------------ what it keeps
+
+    @property
+    def memory_bits_analytic(self) -> int:
+        return 0
+
+    @property
+    def memory_bytes_stored(self) -> int:
+        return 0
+
+    def describe_memory(self) -> str:
+        return "none"
+
+    def replay_batches(self) -> list["Batch"]:
+        """The stored samples as batches (empty when the strategy stores none)."""
+        return []

@@ -1,0 +1,32 @@
+"""Rehearsal: train every parameter on the new data plus stored raw input samples of past tasks (optionally
+time-compressed by summing the counts in windows of T/S steps)."""
+
+import torch
+
+from sccl.errors import ConfigError
+from sccl.replay import build_raw_memory
+from sccl.strategies.base import Flag
+from sccl.strategies.replaying import REPLAY_FLAGS, ReplayStrategy
+from sccl.training import raw_batches
+
+
+class Rehearsal(ReplayStrategy):
+    name = "rehearsal"
+    description = ("Rehearsal: train on the new data plus stored raw input batches of past tasks (optionally "
+                   "time-compressed by summing counts in windows).")
+    flags = (
+        Flag("--rehearsal-batches", "replay_batches", "raw batches stored (class scenarios: per class)",
+             default="rehearsal_batches"),
+        Flag("--rehearsal-subsample", "stored_steps",
+             "time-compress the stored inputs to this many steps (window sums; default: none)"),
+    ) + REPLAY_FLAGS
+
+    @classmethod
+    def validate(cls, cfg, nb_steps):
+        super().validate(cfg, nb_steps)
+        if cfg.compression != "sum":
+            raise ConfigError("rehearsal stores raw spike counts: its compression is 'sum'")
+
+    def store(self, index_batches):
+        source = raw_batches(self.ctx.ds, index_batches, torch.device("cpu"))
+        self.memory = build_raw_memory(source, None, self.stored_steps, self.cfg.compression, memory=self.memory)
