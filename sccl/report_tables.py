@@ -150,9 +150,9 @@ def scenario_table(groups: list[dict], scenario: str, label: str, number_: int |
                   "s / epoch", "split", "data"]
     header += ["other settings"] if other else []
     text = (f"{SCENARIO_TITLES.get(scenario, scenario)}: accuracy (%) per strategy, latent depth and replay memory; "
-            f"scenario {scenario}; data: {label}. Mean ± std over seeds of the mean over "
-            f"{ids or 'runs'}; old / new / all: pooled over the old tasks, the last task, every task; before / "
-            f"after: the last task; BWT and forgetting in percentage points.")
+            f"scenario {scenario}; data: {label}. Mean ± std over seeds"
+            + (f" of the mean over {ids}" if ids else "") + "; old / new / all: pooled over the old tasks, the "
+            "last task, every task; before / after: the last task; BWT and forgetting in percentage points.")
     return _caption(number_, text) + "\n\n" + md_table(header, rows)
 
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass
@@ -44,7 +45,9 @@ def _run_one(job: Job, retries: int, env: dict, quiet: bool) -> Job:
 
 def run_jobs(jobs: list[Job], parallel: int = 1, retries: int = 1, dry_run: bool = False, quiet: bool = False) -> int:
     """Run the pending jobs; returns the number that failed. Prints progress and a summary table."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    root = str(Path(__file__).resolve().parents[1])  # jobs run ``python -m sccl...`` without an installed package
+    env = dict(os.environ, PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
     pending = []
     for job in jobs:
         if job.is_done():
@@ -72,23 +75,26 @@ def run_jobs(jobs: list[Job], parallel: int = 1, retries: int = 1, dry_run: bool
     return failed
 
 
-def pretrain_job(scenario: str, held: int | None, seed: int, epochs: int, out_dir, protocol: str,
-                 argv: list[str], require_epochs: bool = True) -> Job:
-    """A job running statedicts/pretrain.py for one held-out speaker / class (or the classes 0-9 model).
+def pretrain_job(scenario: str, held: int | None, seed: int, epochs: int, out_dir, split: str,
+                 argv: list[str], require_epochs: bool = True, first_speakers=None) -> Job:
+    """A job running statedicts/pretrain.py for one scenario's model (a held-out speaker or class, the English
+    digits, or a first group of speakers).
 
     ``argv``: further flags (data dir, device, batch size...). The job is done once the model exists, trained
     for ``epochs`` epochs when ``require_epochs`` (a shorter finished model is then trained on), else any."""
     from pathlib import Path
 
     from sccl.pretraining import is_finished, run_dir, run_id
+    from sccl.splits import DEFAULT_FIRST_SPEAKERS, format_ids
 
-    flag, value = {"speaker": ("--speaker", held), "class": ("--removed-class", held),
-                   "classes": ("--classes", "0-9")}[scenario]
-    folder = run_dir(out_dir, protocol, scenario, held, seed)
+    flag, value = {"sample_incremental": ("--speaker", held), "class_incremental": ("--removed-class", held),
+                   "progressive": ("--classes", "0-9"),
+                   "speakers": ("--first-speakers", format_ids(first_speakers or DEFAULT_FIRST_SPEAKERS))}[scenario]
+    folder = run_dir(out_dir, split, scenario, held, seed, first_speakers)
     script = Path(__file__).resolve().parents[1] / "statedicts" / "pretrain.py"
-    return Job(f"pretrain {run_id(scenario, held)} seed {seed}",
+    return Job(f"pretrain {run_id(scenario, held, first_speakers)} seed {seed}",
                [sys.executable, str(script), flag, str(value), "--seed", str(seed), "--epochs", str(epochs),
-                "--out-dir", str(out_dir), "--protocol", protocol] + argv,
+                "--out-dir", str(out_dir), "--split", split] + argv,
                lambda: is_finished(folder, epochs if require_epochs else None))
 
 

@@ -12,9 +12,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sccl.cli import run_cli  # noqa: E402
+from sccl.defaults import PRETRAIN  # noqa: E402
+from sccl.splits import SPLITS  # noqa: E402
 from sccl.errors import ConfigError  # noqa: E402
 from sccl.sweep import parse_int_list, pretrain_job, run_jobs  # noqa: E402
-
 
 
 def main(argv=None):
@@ -29,20 +30,24 @@ def main(argv=None):
     p.add_argument("--dry-run", action="store_true", help="only list what would run")
     p.add_argument("--data-dir", default="~/data/hdspikes")
     p.add_argument("--out-dir", default="runs")
-    p.add_argument("--protocol", choices=["paper", "official"], default="paper")
-    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--split", "--protocol", dest="split", choices=SPLITS, default="paper")
+    p.add_argument("--first-speakers", default=None,
+                   help="also pretrain on this first group of speakers (speakers scenario), e.g. 0-5")
+    p.add_argument("--epochs", type=int, default=PRETRAIN["epochs"])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     args = p.parse_args(argv)
     speakers = [] if args.speakers == "none" else parse_int_list(args.speakers, 0, 11, "speaker")
     classes = [] if args.classes == "none" else parse_int_list(args.classes, 0, 19, "class")
     seeds = parse_int_list(args.seeds, 0, 2**31 - 1, "seed")
-    targets = [("speaker", s) for s in speakers] + [("class", c) for c in classes]
-    targets += [("classes", None)] if args.progressive else []
+    targets = [("sample_incremental", s, None) for s in speakers] + [("class_incremental", c, None) for c in classes]
+    targets += [("progressive", None, None)] if args.progressive else []
+    if args.first_speakers:
+        targets.append(("speakers", None, tuple(parse_int_list(args.first_speakers, 0, 11, "speaker"))))
     if not targets:
-        raise ConfigError("nothing to run: choose --speakers, --classes or --progressive")
+        raise ConfigError("nothing to run: choose --speakers, --classes, --progressive or --first-speakers")
     rest = ["--data-dir", args.data_dir, "--device", args.device, "--quiet"]
-    jobs = [pretrain_job(scenario, held, seed, args.epochs, args.out_dir, args.protocol, rest)
-            for seed in seeds for scenario, held in targets]
+    jobs = [pretrain_job(scenario, held, seed, args.epochs, args.out_dir, args.split, rest, first_speakers=first)
+            for seed in seeds for scenario, held, first in targets]
     failed = run_jobs(jobs, parallel=args.jobs, retries=args.retries, dry_run=args.dry_run)
     if failed:
         raise SystemExit(1)

@@ -1,212 +1,246 @@
-"""The results report: summary.csv, REPORT.md tables, figures, metric formulas, skipped figures.
+"""The results report on hand-made run folders (the engine's schema): summary.csv, seed aggregation, damaged
+folders, REPORT.md, figures, README blocks."""
 
-A tiny world (synthetic SHD-format data, a few short runs of every protocol) is built once per module."""
-
+import json
 import math
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from sccl import report
-from sccl.continual import CLConfig, run_continual
-from sccl.merge import ensure_merged
-from sccl.offline import generate_dataset
-from sccl.pretraining import PretrainConfig, pretrain
-from sccl.progressive import ProgressiveConfig, run_progressive
-from sccl.results import read_csv, read_json
-from sccl.training import load_dataset
+from sccl import metrics, report
+from sccl.report_data import SUMMARY_COLUMNS, epoch_rows_of, load_runs, load_runs_in, seed_mean_std
+from sccl.results import read_csv, write_csv
 
-PROTOCOL_DIRS = {"sample_incremental": "sample_incremental", "class_incremental": "class_incremental",
-                 "progressive": "class_incremental_multiclasses"}
+EPOCH_COLUMNS = ["strategy", "scenario", "held_out", "depth", "replay_batches", "stored_steps", "compression", "seed",
+                 "task", "epoch", "loss", "old_acc", "new_acc", "all_acc", "memory_bits", "memory_bytes", "seconds"]
+
+
+def make_run(runs, scenario, strategy, R, counts, seed=0, held_out=None, depth=None, batches=0, stored=None,
+             memory_bytes=0, synthetic=True, epochs=2):
+    """A finished run folder as sccl.engine writes it: summary.json, epochs.csv, accuracy_matrix.csv."""
+    R = np.asarray(R, dtype=float)
+    T = len(R) - 1
+    config = {"scenario": scenario, "strategy": strategy, "held_out": held_out, "split": "paper", "epochs": epochs,
+              "lr": 2e-4, "seed": seed, "device": "cpu", "batch_size": 16, "latent_depth": depth,
+              "replay_batches": batches, "stored_steps": stored, "compression": "or", "schedule": "original",
+              "float16_currents": False, "keep_last": False, "reinit_readout": True, "class_mixed": False,
+              "first_speakers": None, "pretrained": None}
+    name = f"{strategy}-{held_out}-d{depth}-n{batches}-S{stored}-seed{seed}"
+    folder = runs / scenario / name
+    folder.mkdir(parents=True)
+    m = metrics.run_metrics(R, counts)
+    summary = {
+        "stamp": name, "config": config, "data": {"path": "x.h5", "sha256": "0", "synthetic": synthetic},
+        "pretrained": "pre", "pretrained_config": {}, "accuracy_matrix": R.tolist(),
+        "tasks": [{"name": f"task {j}", "new_classes": [], "train": 32, "test": int(n)} for j, n in enumerate(counts)],
+        "metrics": {k: (None if math.isnan(v) else round(v, 6)) for k, v in m.items()},
+        "final": {"old_acc": m["old_after"], "new_acc": m["new_after"], "all_acc": m["all_after"]},
+        "replay_memory_accuracy": 0.9 if batches else None, "memory_bits_analytic": 8 * memory_bytes,
+        "memory_bytes_stored": memory_bytes,
+        "memory": f"{16 * batches} x depth-{depth} spikes (200 units), {stored or 100}/100 steps" if batches else "none",
+        "memory_per_task": [], "seconds_per_epoch": 0.5, "per_class_accuracy": {}, "frozen_parameters": [],
+        "wall_seconds": 3.0 + seed,
+    }
+    (folder / "summary.json").write_text(json.dumps(summary))
+    fixed = {"strategy": strategy, "scenario": scenario, "held_out": "" if held_out is None else held_out,
+             "depth": "" if depth is None else depth, "replay_batches": batches,
+             "stored_steps": "" if strategy == "naive" else (stored or 100),
+             "compression": "or" if stored else "none", "seed": seed}
+    correct = metrics.correct_counts(R, counts)
+    rows = []
+    for t in range(1, T + 1):
+        for e in range(epochs + 1):
+            acc = metrics.old_new_all(correct[t - 1] if e == 0 else correct[t], counts, t)
+            rows.append({**fixed, "task": t, "epoch": e, "loss": 1.0, **acc, "memory_bits": 8 * memory_bytes,
+                         "memory_bytes": memory_bytes, "seconds": 0.5})
+    write_csv(folder / "epochs.csv", rows, EPOCH_COLUMNS)
+    write_csv(folder / "accuracy_matrix.csv",
+              [{"after_task": i, **{f"task_{j}": v for j, v in enumerate(r)}} for i, r in enumerate(R.tolist())])
+    return folder
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("report_world")
-    generate_dataset(root / "data", size="tiny")
-    ds = load_dataset(ensure_merged(root / "data", quiet=True))
+    root = tmp_path_factory.mktemp("report")
+    runs = root / "runs"
+    made = []
+    for seed in (0, 1):  # compressed latent replay: 2 seeds x 2 held-out speakers
+        for sp in (2, 3):
+            a = 0.05 * seed + 0.02 * sp
+            made.append(make_run(runs, "sample_incremental", "latent_replay", [[0.9, 0.1], [0.7 + a, 0.5 + a]],
+                                 [40, 10], seed, sp, depth=1, batches=2, stored=10, memory_bytes=8000))
+    for sp in (2, 3):
+        made.append(make_run(runs, "sample_incremental", "latent_replay", [[0.9, 0.1], [0.8, 0.6]], [40, 10], 0, sp,
+                             depth=1, batches=2, memory_bytes=80000))
+    made.append(make_run(runs, "sample_incremental", "naive", [[0.9, 0.1], [0.3, 0.9]], [40, 10], 0, 2))
+    made.append(make_run(runs, "progressive", "latent_replay",
+                         [[0.9, 0.0, 0.0], [0.8, 0.7, 0.0], [0.6, 0.5, 0.9]], [100, 10, 10], 0, depth=2, batches=1,
+                         memory_bytes=500, epochs=1))
+    bad = runs / "class_incremental" / "damaged"
+    bad.mkdir(parents=True)
+    (bad / "summary.json").write_text("{not json")
+    nokeys = runs / "progressive" / "nokeys"
+    nokeys.mkdir(parents=True)
+    (nokeys / "summary.json").write_text(json.dumps({"config": {"scenario": "progressive"}}))
+    pre = runs / "pretrain" / "paper"
+    for seed, test_acc in ((0, 0.8), (1, 0.9)):
+        folder = pre / f"speaker2_seed{seed}"
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps({
+            "settings": {"scenario": "sample_incremental", "held_out": 2, "split": "paper", "epochs": 2, "seed": seed},
+            "data": {"path": str(root / "missing.h5"), "sha256": "0", "synthetic": True}}))
+        write_csv(folder / "epochs.csv", [{"epoch": e, "loss": 1, "train_acc": 0.5 + e / 10, "test_acc": test_acc - 0.1
+                                           * (2 - e), "seconds": 1.0} for e in (1, 2)])
+        (folder / "model.pt").write_bytes(b"")
+        (folder / "split.npz").write_bytes(b"")
     results = root / "results"
-    runs = results / "runs"
-    common = dict(epochs=2, quiet=True, threads=1)
-
-    pre = pretrain(PretrainConfig("speaker", 3, epochs=1, batch_size=16, quiet=True), ds, runs)
-    speaker = dict(scenario="speaker", held_out=3, batch_size=16, **common)
-    run_continual(CLConfig(strategy="naive", **speaker), ds, runs)
-    run_continual(CLConfig(strategy="rehearsal", replay_batches=1, **speaker), ds, runs)
-    run_continual(CLConfig(strategy="latent_replay", latent_depth=1, replay_batches=2, **speaker), ds, runs)
-    for seed in (0, 1):  # two seeds of one config (seed 1 starts from the seed-0 model)
-        run_continual(CLConfig(strategy="latent_replay_subsampled", latent_depth=1, replay_batches=2, stored_steps=10,
-                               lr=1e-3, seed=seed, pretrained=str(pre), **speaker), ds, runs)
-
-    pretrain(PretrainConfig("class", 7, epochs=1, batch_size=16, quiet=True), ds, runs)
-    klass = dict(scenario="class", held_out=7, batch_size=8, **common)
-    run_continual(CLConfig(strategy="naive", **klass), ds, runs)
-    run_continual(CLConfig(strategy="latent_replay_subsampled", latent_depth=2, replay_batches=1, stored_steps=10,
-                           **klass), ds, runs)
-
-    pretrain(PretrainConfig("classes", None, epochs=1, batch_size=16, quiet=True), ds, runs)
-    run_progressive(ProgressiveConfig(latent_depth=2, latent_batches=1, epochs=1, batch_size=4, quiet=True), ds, runs)
-
-    out = report.build_report(results, title_note="tiny world for the report tests")
-    return {"results": results, "runs": runs, "out": out}
+    out = report.build_report(results, runs, title_note="hand-made runs")
+    return {"root": root, "runs": runs, "results": results, "out": out, "made": made}
 
 
-def _summaries(runs: Path) -> dict:
-    found = {}
-    for protocol, sub in PROTOCOL_DIRS.items():
-        for path in sorted((runs / sub).glob("*/summary.json")):
-            found[(protocol, path.parent.name)] = read_json(path)
-    return found
-
-
-def test_summary_csv_one_row_per_run_with_the_runs_numbers(world):
+def test_summary_csv_has_one_row_per_run_with_its_metrics(world):
     rows = read_csv(world["results"] / "summary.csv")
-    summaries = _summaries(world["runs"])
-    assert len(rows) == len(summaries) == world["out"]["runs"] == 8
-    assert list(rows[0]) == report.SUMMARY_COLUMNS
-    assert {(r["protocol"], r["run"]) for r in rows} == set(summaries)
-    for r in rows:
-        s = summaries[(r["protocol"], r["run"])]
-        assert r["data"] == report.SYNTHETIC_LABEL
-        assert int(r["seed"]) == s["config"]["seed"]
-        assert int(r["memory_bits"]) == s["memory_bits_analytic"]
-        assert int(r["memory_bytes"]) == s["memory_bytes_stored"]
-        assert float(r["memory_kb"]) == pytest.approx(s["memory_bytes_stored"] / 1000)
-        assert float(r["seconds"]) == s["wall_seconds"]
-        if r["protocol"] == "progressive":
-            R = s["accuracy_matrix"]
-            assert r["id"] == ""
-            assert float(r["all_after"]) == s["final_accuracy_all_classes"]
-            assert float(r["average_accuracy"]) == pytest.approx(s["average_accuracy"][-1], abs=1e-6)
-            assert float(r["forgetting"]) == pytest.approx(s["forgetting"][-1], abs=1e-6)
-            assert float(r["old_before"]) == R[0][0] and float(r["old_after"]) == R[-1][0]
-        else:
-            c = s["config"]
-            assert r["strategy"] == c["strategy"] and int(r["id"]) == c["held_out"]
-            assert float(r["old_before"]) == s["before"]["old_acc"]
-            assert float(r["old_after"]) == s["final"]["old_acc"]
-            assert float(r["new_after"]) == s["final"]["new_acc"]
-            assert float(r["all_after"]) == s["final"]["all_acc"]
-            assert float(r["forgetting"]) == s["forgetting"]
-            assert float(r["backward_transfer"]) == pytest.approx(s["final"]["old_acc"] - s["before"]["old_acc"],
-                                                                abs=1e-6)
-            assert float(r["average_accuracy"]) == pytest.approx((s["final"]["old_acc"] + s["final"]["new_acc"]) / 2,
-                                                               abs=1e-6)
-            assert int(r["replay_samples"]) == s["samples"]["replay"]
-            if c["strategy"] == "latent_replay_subsampled":
-                assert (int(r["depth"]), int(r["stored_steps"]), r["compression"]) == (c["latent_depth"], 10, "or")
-            if c["strategy"] == "naive":
-                assert r["depth"] == "" and r["compression"] == "none" and float(r["memory_kb"]) == 0
+    assert list(rows[0]) == SUMMARY_COLUMNS
+    assert len(rows) == len(world["made"]) == world["out"]["runs"] == 8
+    by_run = {r["run"]: r for r in rows}
+    for folder in world["made"]:
+        s = json.loads((folder / "summary.json").read_text())
+        r = by_run[folder.name]
+        assert r["scenario"] == s["config"]["scenario"] and r["strategy"] == s["config"]["strategy"]
+        for k, v in s["metrics"].items():
+            assert (r[k] == "") if v is None else float(r[k]) == v, k
+        assert int(r["memory_bytes"]) == s["memory_bytes_stored"] and float(r["memory_kb"]) == s["memory_bytes_stored"] / 1000
+        assert float(r["seconds"]) == s["wall_seconds"] and r["data"] == report.SYNTHETIC_LABEL
+    compressed = by_run["latent_replay-2-d1-n2-S10-seed0"]
+    assert (compressed["depth"], compressed["stored_steps"], compressed["compression"]) == ("1", "10", "or")
+    assert compressed["replay_samples"] == "32" and compressed["held_out"] == "2"
+    naive = by_run["naive-2-dNone-n0-SNone-seed0"]
+    assert naive["depth"] == "" and naive["stored_steps"] == "" and naive["compression"] == "none"
+    assert by_run["latent_replay-None-d2-n1-SNone-seed0"]["held_out"] == ""
 
 
-def test_report_has_the_tables_and_the_synthetic_label(world):
+def test_one_scenario_folder_and_its_epoch_rows(world):
+    records, notes = load_runs_in(world["runs"] / "progressive")
+    assert len(records) == 1 and len(notes) == 1 and "nokeys" in notes[0]
+    rows = epoch_rows_of(records[0])
+    assert [(r["task"], r["epoch"]) for r in rows] == [("1", "0"), ("1", "1"), ("2", "0"), ("2", "1")]
+    assert records[0]["acc_steps"] == pytest.approx([0.9, 0.75, (0.6 + 0.5 + 0.9) / 3])
+
+
+def test_damaged_folders_are_skipped_with_a_note(world):
+    records, notes = load_runs(world["runs"])
+    assert len(records) == 8 and len(notes) == 2
+    assert any("damaged" in n and "JSONDecodeError" in n for n in notes)
+    assert any("nokeys" in n and "KeyError" in n for n in notes)
     text = (world["results"] / "REPORT.md").read_text()
-    lines = text.splitlines()
-    assert lines[0].startswith("# ") and report.SYNTHETIC_LABEL in lines[0]
-    assert lines[2] == "tiny world for the report tests"
-    for heading in [l for l in lines if l.startswith("## ")]:
-        assert report.SYNTHETIC_LABEL in heading, heading
-    captions = [l for l in lines if l.startswith("**Table ")]
-    assert len(captions) >= 7
-    for caption in captions:
-        assert report.SYNTHETIC_LABEL in caption, caption
-    for needle in ("Sample-incremental (new speaker)", "Class-incremental (new class)",
-                   "Compressed vs uncompressed latent replay", "Accuracy matrix R[i][j]",
-                   "Continual-learning metrics per strategy", "memory KB", "memory ratio", "10.0×",
-                   "BWT_T = mean_{j < T}", "| compressed LR | 1 | 2 | 32 | 10 (or) | 2 × 1 |"):
-        assert needle in text, needle
-    assert report.METRIC_DEFINITIONS in text
-    assert "skipped" not in text  # every figure had its data
-    for name in report.FIGURES:
-        assert f"figures/{name}.png" in text
+    assert "## Notes" in text and "damaged" in text
 
 
-def test_mean_and_std_over_two_seeds_in_the_report(world):
-    summaries = [s for (p, _), s in _summaries(world["runs"]).items()
-                 if p == "sample_incremental" and s["config"]["strategy"] == "latent_replay_subsampled"]
-    assert sorted(s["config"]["seed"] for s in summaries) == [0, 1]
-    values = [s["final"]["all_acc"] for s in summaries]
-    mean, std = np.mean(values), np.std(values, ddof=1)
-    expected = f"{100 * mean:.2f} ± {100 * std:.2f}"
-    row = next(l for l in (world["results"] / "REPORT.md").read_text().splitlines()
-               if l.startswith("| compressed LR | 1 | 2 | 32 |"))
+def test_mean_and_std_over_seeds_average_ids_first(world):
+    records, _ = load_runs(world["runs"])
+    group = [r for r in records if r["variant"] == "compressed_latent_replay"]
+    per_seed = [np.mean([r["row"]["all_after"] for r in group if r["row"]["seed"] == s]) for s in (0, 1)]
+    mean, std, n = seed_mean_std(group, "all_after")
+    assert (mean, std, n) == pytest.approx((np.mean(per_seed), np.std(per_seed, ddof=1), 2))
+    row = next(line for line in (world["results"] / "REPORT.md").read_text().splitlines()
+               if line.startswith("| compressed LR | 1 | 2 | 32 | 10 (or) |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[9] == expected  # the "all after" column
-    # the memory of both seeds is the same: 2 batches x 16 latents x 200 units x 10 steps x 1 bit = 8,000 B
-    assert cells[11] == "8.000"
+    assert cells[6] == "2 × 2"
+    assert cells[10] == f"{100 * mean:.2f} ± {100 * std:.2f}"  # all after
+    assert cells[14] == "8.000"  # memory KB
 
 
-def test_every_figure_is_a_non_empty_png_and_pdf(world):
-    out = world["out"]
-    assert out["skipped"] == {}
-    fig_dir = world["results"] / "figures"
-    for name in report.FIGURES:
-        png, pdf = fig_dir / f"{name}.png", fig_dir / f"{name}.pdf"
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000, name
-        assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 1000, name
-        assert png in out["figures"] and pdf in out["figures"]
-    assert not list(fig_dir.glob("*.tmp*"))
-    assert set(out["files"]) == {out["summary_csv"], out["report"], *out["figures"]}
-
-
-def test_raster_figure_at_depth_0_and_3(world, tmp_path):
-    pre = world["runs"] / "pretrain" / "paper" / "speaker3_seed0"
-    for depth, S in ((0, 20), (3, 5)):
-        written = report.raster_figure(pre, tmp_path / f"raster_d{depth}", depth=depth, stored_steps=S, sample=5)
-        assert [p.suffix for p in written] == [".png", ".pdf"] and all(p.stat().st_size > 0 for p in written)
-
-
-def test_metric_formulas_on_a_hand_made_matrix():
-    R = [[0.90, 0.00, 0.10],
-         [0.95, 0.80, 0.00],
-         [0.60, 0.50, 0.90]]
-    m = report.matrix_metrics(R)
-    assert m["average_accuracy"] == pytest.approx((0.60 + 0.50 + 0.90) / 3)
-    assert m["backward_transfer"] == pytest.approx(((0.60 - 0.90) + (0.50 - 0.80)) / 2)
-    assert m["forgetting"] == pytest.approx(((0.95 - 0.60) + (0.80 - 0.50)) / 2)  # best after learning - last
-    m1 = report.matrix_metrics(R, 1)
-    assert (m1["average_accuracy"], m1["backward_transfer"], m1["forgetting"]) == pytest.approx(
-        ((0.95 + 0.80) / 2, 0.05, -0.05))
-    m0 = report.matrix_metrics(R, 0)
-    assert m0["average_accuracy"] == 0.90 and math.isnan(m0["backward_transfer"]) and math.isnan(m0["forgetting"])
-    t = report.two_task_metrics(old_before=0.9, old_after=0.7, new_after=0.5)
-    assert t == pytest.approx({"average_accuracy": 0.6, "forgetting": 0.2, "backward_transfer": -0.2})
-    with pytest.raises(ValueError):
-        report.matrix_metrics(R, 3)
-
-
-def test_seed_mean_std_averages_ids_first():
+def test_seed_mean_std_by_hand():
     def rec(seed, id_, v):
-        return {"row": {"seed": seed, "id": id_, "all_after": v}}
+        return {"row": {"seed": seed, "held_out": id_, "all_after": v}}
 
     recs = [rec(0, 1, 0.2), rec(0, 2, 0.4), rec(1, 1, 0.5), rec(1, 2, float("nan"))]
-    mean, std, n = report.seed_mean_std(recs, "all_after")
-    assert (mean, std, n) == pytest.approx((0.4, math.sqrt(0.02), 2))
-    mean, std, n = report.seed_mean_std(recs[:2], "all_after")
+    assert seed_mean_std(recs, "all_after") == pytest.approx((0.4, math.sqrt(0.02), 2))
+    mean, std, n = seed_mean_std(recs[:2], "all_after")
     assert mean == pytest.approx(0.3) and math.isnan(std) and n == 1
 
 
-def test_missing_data_skips_figures_with_a_note(world, tmp_path):
-    runs = tmp_path / "runs"
-    shutil.copytree(world["runs"] / "sample_incremental", runs / "sample_incremental")
-    out = report.build_report(tmp_path / "res", runs_dir=runs)
-    text = out["report"].read_text()
-    assert set(out["skipped"]) == {"fig6_progressive", "raster_compression"}
-    assert "Fig. 6: progressive accuracy after each new class**: skipped — no progressive runs" in text
-    assert "No finished progressive runs." in text and "No finished class-incremental runs." in text
-    assert (tmp_path / "res" / "figures" / "fig5a_accuracy_vs_epoch.png").is_file()
-    assert not (tmp_path / "res" / "figures" / "fig6_progressive.png").exists()
-    assert len(read_csv(out["summary_csv"])) == 5
+def test_report_mentions_synthetic_data_and_every_table(world):
+    text = (world["results"] / "REPORT.md").read_text()
+    lines = text.splitlines()
+    assert report.SYNTHETIC_LABEL in lines[0] and lines[2] == "hand-made runs"
+    assert all(report.SYNTHETIC_LABEL in line for line in lines if line.startswith("## "))
+    assert all(report.SYNTHETIC_LABEL in line for line in lines if line.startswith("**Table "))
+    assert "BWT_t = mean over j < t of (R[t][j] - R[j][j])" in text  # from sccl.metrics' docstring
+    for needle in ("Sample-incremental (new speaker)", "Progressive class-incremental", "accuracy matrix R[i][j]",
+                   "Compressed vs uncompressed latent replay", "10.0×", "| LR d2 n1 |",
+                   "Pretrained models for sample_incremental", "No finished runs of: class_incremental, speakers."):
+        assert needle in text, needle
+    assert "| after task 2 | 60.0 | 50.0 | 90.0 |" in text
 
 
-def test_cli_on_an_empty_runs_folder(tmp_path, capsys):
+def test_figures_are_written_or_skipped_with_a_reason(world):
+    out = world["out"]
+    for name in report.FIGURES:
+        png = world["results"] / "figures" / f"{name}.png"
+        if name in out["skipped"]:
+            assert out["skipped"][name] and not png.exists()
+        else:
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png in out["figures"]
+    assert set(out["skipped"]) == {"raster_compression"}  # the pretrained models' data file is missing
+    assert "missing" in out["skipped"]["raster_compression"]
+    assert set(out["files"]) == {out["summary_csv"], out["report"], *out["figures"]}
+
+
+README = """# Project
+
+Intro text.
+
+<!-- results:sample_incremental -->
+old table
+<!-- /results:sample_incremental -->
+
+Between.
+
+<!-- results:compression -->
+<!-- /results:compression -->
+<!-- results:class_incremental -->
+stale
+<!-- /results:class_incremental -->
+<!-- results:not_a_block -->
+kept as it is
+<!-- /results:not_a_block -->
+<!-- results:pretraining -->
+<!-- /results:pretraining -->
+End.
+"""
+
+
+def test_readme_blocks_are_replaced_and_checked(world, tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    args = ["--results-dir", str(world["results"]), "--runs-dir", str(world["runs"]), "--readme", str(readme)]
+    assert report.main(args + ["--check"]) == 1
+    printed = capsys.readouterr().out
+    assert readme.read_text() == README  # --check writes nothing
+    for name in ("sample_incremental", "compression", "class_incremental", "pretraining"):
+        assert f"'{name}'" in printed
+    assert "not_a_block" not in printed
+    assert report.main(args) == 0
+    text = readme.read_text()
+    assert text.startswith("# Project\n\nIntro text.\n\n<!-- results:sample_incremental -->\n")
+    assert "\nBetween.\n" in text and text.endswith("<!-- /results:pretraining -->\nEnd.\n")
+    assert "old table" not in text and "stale" not in text and "kept as it is" in text
+    assert "_No finished class_incremental runs._" in text and "| compressed LR | 1 | 2 | 10 (or) |" in text
+    assert "85.00 ± 7.07" in text  # pretrained test accuracy over two seeds
+    assert "seconds" not in text and "s / epoch" not in text
+    assert report.main(args + ["--check"]) == 0
+    records, _ = load_runs(world["runs"])
+    assert report.update_readme(readme, report.readme_blocks(records, []), check=True) == ["pretraining"]
+
+
+def test_readme_without_markers_and_empty_runs(tmp_path, capsys):
     (tmp_path / "runs").mkdir()
-    assert report.main(["--results-dir", str(tmp_path), "--title-note", "nothing yet"]) == 0
-    text = (tmp_path / "REPORT.md").read_text()
-    assert "nothing yet" in text and report.SYNTHETIC_LABEL not in text.split("## Metrics")[0]
-    assert all("skipped" in l for l in text.splitlines() if l.startswith("**Fig") or l.startswith("**Spike")
-               or l.startswith("**Final"))
-    assert (tmp_path / "summary.csv").read_text().strip() == ",".join(report.SUMMARY_COLUMNS)
+    plain = tmp_path / "README.md"
+    plain.write_text("# nothing marked\n")
+    assert report.main(["--results-dir", str(tmp_path), "--readme", str(plain), "--check"]) == 2
+    assert "no <!-- results:NAME --> marker" in capsys.readouterr().err
+    assert report.main(["--results-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "summary.csv").read_text().strip() == ",".join(SUMMARY_COLUMNS)
+    assert report.SYNTHETIC_LABEL not in (tmp_path / "REPORT.md").read_text().split("## Metrics")[0]
     assert report.main(["--results-dir", str(tmp_path / "nowhere")]) == 2
