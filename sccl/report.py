@@ -58,8 +58,8 @@ def _metric_definitions() -> str:
             "standard deviation (ddof = 1) of these per-seed means over seeds, and n = seeds × ids. A single seed "
             "shows the mean alone.\n\n"
             "*Memory*: memory KB = the bytes a strategy actually stores (`memory_bytes_stored`) / 1000; analytic "
-            "KB = `memory_bits_analytic` / 8000 (samples × units × stored steps × bits per value). Naive fine-tuning "
-            "stores nothing (0 KB); sequence scenarios report the memory after the last task.")
+            "KB = `memory_bits_analytic` / 8000 (samples × units × stored steps × bits per value). Naive "
+            "fine-tuning stores nothing (0 KB); sequence scenarios report the memory after the last task.")
 
 
 METRIC_DEFINITIONS = _metric_definitions()

@@ -69,7 +69,7 @@ def _strategy(g: dict) -> str:
 def _s_text(row: dict) -> str:
     """Stored steps S and the compression mode: "10 (or)", "100" uncompressed, "–" without a memory."""
     S = row["stored_steps"]
-    if S in ("", None) or row["strategy"] == "naive":
+    if S in ("", None) or row["strategy"] == "naive" or number(row["replay_batches"]) == 0:
         return "–"
     return f"{S}" if row["compression"] == "none" else f"{S} ({row['compression']})"
 
@@ -152,7 +152,8 @@ def scenario_table(groups: list[dict], scenario: str, label: str, number_: int |
     text = (f"{SCENARIO_TITLES.get(scenario, scenario)}: accuracy (%) per strategy, latent depth and replay memory; "
             f"scenario {scenario}; data: {label}. Mean ± std over seeds"
             + (f" of the mean over {ids}" if ids else "") + "; old / new / all: pooled over the old tasks, the "
-            "last task, every task; before / after: the last task; BWT and forgetting in percentage points.")
+            "last task, every task; before / after: the last task; "
+            + ("forgetting" if readme else "BWT and forgetting") + " in percentage points.")
     return _caption(number_, text) + "\n\n" + md_table(header, rows)
 
 
@@ -222,7 +223,7 @@ def sequence_tables(groups: list[dict], scenario: str, label: str, number_: int)
            _caption(number_ + 1, f"{title}: accuracy on every task's test samples (pooled, %) after each step; "
                                  f"mean ± std over seeds; data: {label}.")
            + "\n\n" + md_table(head + names + ["memory KB", "data"], rows_all)]
-    g = max(groups, key=lambda x: len(x["runs"]))  # the first of the largest groups
+    g = max(groups, key=lambda x: (len(x["runs"]), x["variant"] not in ("naive", "no_replay")))  # most runs
     same = [rec for rec in g["runs"] if rec["matrix"].shape == g["runs"][0]["matrix"].shape]
     M = np.mean([rec["matrix"] for rec in same], axis=0)
     cols = same[0]["task_names"]
@@ -260,7 +261,8 @@ def metrics_table(groups: list[dict], label: str, number_: int | None = None) ->
 
 def pretraining_tables(records: list[dict]) -> str | None:
     """One table per pretrained model kind (scenario): final test and train accuracy, mean ± std over seeds."""
-    kinds = sorted({r["scenario"] for r in records}, key=lambda s: (s not in SCENARIO_TITLES, s))
+    order = list(SCENARIO_TITLES)
+    kinds = sorted({r["scenario"] for r in records}, key=lambda s: (order.index(s) if s in order else len(order), s))
     out = []
     for kind in kinds:
         groups = defaultdict(list)

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import random_shd
+from tests.conftest import random_shd
 from sccl.data import (MAX_TIME, NB_STEPS, bin_spikes, cache_path_for, load_binned, load_shd, write_shd)
 from sccl.errors import DataError
 

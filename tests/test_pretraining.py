@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import sccl.pretraining as pt
-from conftest import random_shd
+from tests.conftest import random_shd
 from sccl.data import write_shd
 from sccl.errors import ConfigError
 from sccl.merge import ensure_merged
@@ -31,7 +31,7 @@ def tiny_ds(tmp_path_factory):
 
 
 def cfg(**kw):
-    base = dict(scenario="speaker", held_out=3, epochs=2, batch_size=32, quiet=True)
+    base = dict(scenario="sample_incremental", held_out=3, epochs=2, batch_size=32, quiet=True)
     base.update(kw)
     return PretrainConfig(**base)
 

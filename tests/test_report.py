@@ -37,7 +37,8 @@ def make_run(runs, scenario, strategy, R, counts, seed=0, held_out=None, depth=N
         "final": {"old_acc": m["old_after"], "new_acc": m["new_after"], "all_acc": m["all_after"]},
         "replay_memory_accuracy": 0.9 if batches else None, "memory_bits_analytic": 8 * memory_bytes,
         "memory_bytes_stored": memory_bytes,
-        "memory": f"{16 * batches} x depth-{depth} spikes (200 units), {stored or 100}/100 steps" if batches else "none",
+        "memory": (f"{16 * batches} x depth-{depth} spikes (200 units), {stored or 100}/100 steps" if batches
+                   else "none"),
         "memory_per_task": [], "seconds_per_epoch": 0.5, "per_class_accuracy": {}, "frozen_parameters": [],
         "wall_seconds": 3.0 + seed,
     }
@@ -109,7 +110,8 @@ def test_summary_csv_has_one_row_per_run_with_its_metrics(world):
         assert r["scenario"] == s["config"]["scenario"] and r["strategy"] == s["config"]["strategy"]
         for k, v in s["metrics"].items():
             assert (r[k] == "") if v is None else float(r[k]) == v, k
-        assert int(r["memory_bytes"]) == s["memory_bytes_stored"] and float(r["memory_kb"]) == s["memory_bytes_stored"] / 1000
+        assert int(r["memory_bytes"]) == s["memory_bytes_stored"]
+        assert float(r["memory_kb"]) == s["memory_bytes_stored"] / 1000
         assert float(r["seconds"]) == s["wall_seconds"] and r["data"] == report.SYNTHETIC_LABEL
     compressed = by_run["latent_replay-2-d1-n2-S10-seed0"]
     assert (compressed["depth"], compressed["stored_steps"], compressed["compression"]) == ("1", "10", "or")

@@ -19,10 +19,11 @@ def test_smoke_run_writes_summary_report_and_every_figure(tmp_path):
     assert "synthetic SHD-format data, not SHD" in r.stdout
     results = tmp_path / "results"
     rows = read_csv(results / "summary.csv")
-    protocols = {row["protocol"] for row in rows}
-    assert protocols == {"sample_incremental", "class_incremental", "progressive"}
-    assert {row["strategy"] for row in rows if row["protocol"] == "sample_incremental"} == {
-        "naive", "rehearsal", "latent_replay", "latent_replay_subsampled"}
+    scenarios = {row["scenario"] for row in rows}
+    assert scenarios == {"sample_incremental", "class_incremental", "progressive", "speakers"}
+    assert {row["strategy"] for row in rows if row["scenario"] == "sample_incremental"} == {
+        "naive", "rehearsal", "latent_replay"}
+    assert any(row["compression"] == "or" for row in rows if row["scenario"] == "sample_incremental")
     report = (results / "REPORT.md").read_text()
     assert "synthetic SHD-format data, not SHD" in report and "Configuration: smoke" in report
     for name in FIGURES:

@@ -1,0 +1,212 @@
+"""The continual-learning engine on the tiny embedded dataset: every strategy in every scenario, R, identity."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sccl import metrics
+from sccl.cli import run_cli
+from sccl.continual_cli import build_parser, config_from_args, main_any
+from sccl.defaults import SCENARIO
+from sccl.engine import Evaluator, RunContext, cached_batches, fit_task, run
+from sccl.merge import ensure_merged
+from sccl.offline import generate_dataset
+from sccl.pretraining import PretrainConfig, load_pretrained, pretrain
+from sccl.results import read_csv, read_json
+from sccl.runs import RunConfig, run_folder
+from sccl.scenarios import from_split
+from sccl.splits import make_batches
+from sccl.strategies import REGISTRY, get_strategy
+from sccl.training import load_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+BS = {"sample_incremental": 16, "class_incremental": 8, "progressive": 4, "speakers": 8}
+HELD = {"sample_incremental": 3, "class_incremental": 7, "progressive": None, "speakers": None}
+PRE = {"sample_incremental": "speaker3", "class_incremental": "class7", "progressive": "classes0-9",
+       "speakers": "speakers0-5"}
+STRATEGY_SETTINGS = {"naive": {}, "rehearsal": {"replay_batches": 1, "stored_steps": 10, "compression": "sum"},
+                     "latent_replay": {"latent_depth": 2, "replay_batches": 1, "stored_steps": 50}}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Tiny embedded dataset + a pretrained model per scenario (2 epochs each)."""
+    root = tmp_path_factory.mktemp("engine")
+    generate_dataset(root / "data", size="tiny", seed=0)
+    ds = load_dataset(ensure_merged(root / "data", quiet=True))
+    for scenario, held in HELD.items():
+        pretrain(PretrainConfig(scenario, held, epochs=2, batch_size=16, quiet=True), ds, root / "runs")
+    return ds, root
+
+
+def pre_dir(root, scenario):
+    return root / "runs" / "pretrain" / "paper" / f"{PRE[scenario]}_seed0"
+
+
+def cfg(scenario, strategy, **kw):
+    base = dict(scenario=scenario, strategy=strategy, held_out=HELD[scenario], epochs=1, batch_size=BS[scenario],
+                quiet=True, **STRATEGY_SETTINGS[strategy])
+    base.update(kw)
+    return RunConfig(**base)
+
+
+@pytest.mark.parametrize("scenario", list(HELD))
+@pytest.mark.parametrize("strategy", list(REGISTRY))
+def test_every_strategy_runs_in_every_scenario_and_writes_r(world, tmp_path, scenario, strategy):
+    ds, root = world
+    folder = run(cfg(scenario, strategy, pretrained=str(pre_dir(root, scenario))), ds, tmp_path)
+    s = read_json(folder / "summary.json")
+    n_tasks = len(s["tasks"])
+    assert n_tasks == {"sample_incremental": 2, "class_incremental": 2, "progressive": 11, "speakers": 7}[scenario]
+    R = np.array(s["accuracy_matrix"])
+    assert R.shape == (n_tasks, n_tasks) and ((0 <= R) & (R <= 1)).all()
+    matrix_rows = read_csv(folder / "accuracy_matrix.csv")
+    assert [float(r[f"task_{n_tasks - 1}"]) for r in matrix_rows] == pytest.approx(R[:, -1].tolist())
+    counts = [t["test"] for t in s["tasks"]]
+    expected = metrics.run_metrics(R, counts)
+    for k, v in expected.items():
+        assert s["metrics"][k] == pytest.approx(v, abs=1e-5, nan_ok=True) or (s["metrics"][k] is None and v != v)
+    rows = read_csv(folder / "epochs.csv")
+    assert [(int(r["task"]), int(r["epoch"])) for r in rows] == [(i, e) for i in range(1, n_tasks) for e in (0, 1)]
+    last = rows[-1]
+    assert float(last["old_acc"]) == pytest.approx(s["metrics"]["old_after"], abs=1e-6)
+    assert float(last["new_acc"]) == pytest.approx(s["metrics"]["new_after"], abs=1e-6)
+    # the memory holds what the strategy stores, and the summary says so in bytes
+    assert (s["memory_bytes_stored"] > 0) == (strategy != "naive")
+    assert s["memory_bytes_stored"] == int(last["memory_bytes"])
+
+
+def test_fit_task_returns_rows_without_touching_the_disk(world, tmp_path, monkeypatch):
+    ds, root = world
+    net, split, _ = load_pretrained(pre_dir(root, "sample_incremental"))
+    scenario = from_split(split)
+    c = cfg("sample_incremental", "latent_replay", replay_batches=1, stored_steps=None)
+    strategy = get_strategy("latent_replay")(c, RunContext(net, ds, torch.device("cpu"), scenario, lambda line: None))
+    strategy.end_task(0)
+    monkeypatch.chdir(tmp_path)
+    new = cached_batches(net, ds, make_batches(scenario.tasks[1].train, 16), 2, torch.device("cpu"))
+    rows = fit_task(net, strategy, 1, new, 2, 1e-3, net.trainable_for_depth(2), Evaluator(net, ds, scenario, 2, "cpu"))
+    assert [r["epoch"] for r in rows] == [0, 1, 2] and all(r["task"] == 1 for r in rows)
+    assert rows[0]["loss"] != rows[0]["loss"] and rows[1]["loss"] > 0
+    assert rows[-1]["memory_bytes"] == strategy.memory_bytes_stored == 16 * 100 * 100 // 8
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("depth", [0, 1, 2, 3])
+def test_frozen_parameters_bit_identical_after_training(world, depth):
+    ds, root = world
+    net, split, _ = load_pretrained(pre_dir(root, "sample_incremental"))
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    scenario = from_split(split)
+    c = cfg("sample_incremental", "latent_replay", latent_depth=depth, replay_batches=1, stored_steps=20)
+    strategy = get_strategy("latent_replay")(c, RunContext(net, ds, torch.device("cpu"), scenario, lambda line: None))
+    strategy.end_task(0)
+    trainable = net.trainable_for_depth(depth)
+    for n, p in net.named_parameters():
+        p.requires_grad_(n in trainable)
+    new = cached_batches(net, ds, make_batches(scenario.tasks[1].train, 16), depth, torch.device("cpu"))
+    fit_task(net, strategy, 1, new, 2, 5e-2, trainable, Evaluator(net, ds, scenario, depth, "cpu"))
+    changed = {n for n, p in net.named_parameters() if not torch.equal(p.detach(), before[n])}
+    assert changed and changed <= set(trainable)
+
+
+def test_progressive_memory_grows_by_one_class_per_step(world, tmp_path):
+    ds, root = world
+    folder = run(cfg("progressive", "latent_replay", pretrained=str(pre_dir(root, "progressive"))), ds, tmp_path)
+    s = read_json(folder / "summary.json")
+    per_class = 4 * 100 * 50 // 8  # one batch of 4 samples, 100 units at depth 2, 50 stored steps, 1 bit
+    mem = [m["bytes"] for m in s["memory_per_task"]]
+    assert mem[0] == 10 * per_class
+    assert [b - a for a, b in zip(mem, mem[1:-1])] == [per_class] * 9
+    assert mem[-1] == mem[-2]  # nothing is stored after the last task: nothing would replay it
+    assert [t["new_classes"] for t in s["tasks"]] == [[]] + [[c] for c in range(10, 20)]
+
+
+def test_replay_memory_holds_only_old_training_samples(world):
+    ds, root = world
+    for scenario in ("sample_incremental", "class_incremental"):
+        net, split, _ = load_pretrained(pre_dir(root, scenario))
+        sc = from_split(split)
+        for mixed in (False, True):
+            c = cfg(scenario, "latent_replay", latent_depth=1, replay_batches=1, class_mixed=mixed)
+            strategy = get_strategy("latent_replay")(c, RunContext(net, ds, "cpu", sc, lambda line: None))
+            chosen = np.concatenate(strategy.choose(sc.tasks[0].train))
+            assert set(chosen) <= set(split["pretrain_train"])
+            if scenario == "class_incremental":
+                assert set(np.unique(ds.labels[chosen])) == set(range(20)) - {7} and len(chosen) == 19 * 8
+
+
+def test_run_identity_covers_data_and_pretrained_weights(world, tmp_path):
+    ds, root = world
+    c = cfg("sample_incremental", "naive")
+    runs = tmp_path / "runs"
+    subprocess.run(["cp", "-r", str(root / "runs" / "pretrain"), str(runs / "pretrain")], check=False)
+    (runs).mkdir(exist_ok=True)
+    subprocess.run(["cp", "-r", str(root / "runs" / "pretrain"), str(runs)], check=True)
+    first = run_folder(c, runs, ds.path)
+    assert first.name.startswith("naive-speaker3-seed0-")
+    model = runs / "pretrain/paper/speaker3_seed0/model.pt"
+    state = torch.load(model, weights_only=True)
+    state["w_out"][0, 0] += 1e-6
+    torch.save(state, model)
+    assert run_folder(c, runs, ds.path) != first  # a retrained model is another run
+    assert run_folder(RunConfig(**{**c.__dict__, "threads": 2}), runs, ds.path) == run_folder(c, runs, ds.path)
+    assert run_folder(RunConfig(**{**c.__dict__, "lr": 1e-3}), runs, ds.path) != run_folder(c, runs, ds.path)
+
+
+def test_dataclass_and_command_line_defaults_are_the_same_table():
+    for scenario in HELD:
+        for strategy in REGISTRY:
+            argv = {"sample_incremental": ["--speaker", "3"], "class_incremental": ["--removed-class", "7"]}.get(
+                scenario, [])
+            from_cli = config_from_args(build_parser(strategy, scenario).parse_args(argv), strategy, scenario)
+            plain = RunConfig(scenario=scenario, strategy=strategy, held_out=from_cli.held_out)
+            for key in ("epochs", "lr", "batch_size", "seed", "split", "schedule"):
+                assert getattr(from_cli, key) == getattr(plain, key) == {**SCENARIO[scenario], "seed": 0,
+                                                                           "split": "paper",
+                                                                           "schedule": "original"}[key]
+            if strategy == "latent_replay":
+                assert from_cli.latent_depth == SCENARIO[scenario]["latent_depth"]
+                assert from_cli.replay_batches == SCENARIO[scenario]["latent_batches"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--latent-batches", "999"], "asked for 999 replay batches but the task's training split holds only"),
+    (["--latent-depth", "4"], "--latent-depth must be 0, 1, 2 or 3"),
+    (["--latent-subsample", "30"], "--latent-subsample 30 must divide the 100 time steps"),
+    (["--lr", "nan"], "--lr must be a positive number"),
+    (["--lr", "-1"], "--lr must be a positive number"),
+])
+def test_bad_values_are_clear_errors(world, capsys, argv, message):
+    ds, root = world
+    base = ["--scenario", "sample_incremental", "--strategy", "latent_replay", "--speaker", "3", "--data-dir",
+            str(ds.path.parent), "--out-dir", str(root / "runs"), "--quiet", "--batch-size", "16"]
+    assert run_cli(main_any, base + argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_speakers_scenario_from_the_generic_command_line(world, tmp_path):
+    ds, root = world
+    r = subprocess.run([sys.executable, "-m", "sccl.continual_cli", "--scenario", "speakers", "--strategy", "naive",
+                        "--epochs", "1", "--batch-size", "8", "--data-dir", str(ds.path.parent),
+                        "--pretrained", str(pre_dir(root, "speakers")), "--out-dir", str(tmp_path), "--quiet"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    (folder,) = (tmp_path / "speakers").glob("naive-*")
+    s = read_json(folder / "summary.json")
+    assert [t["name"] for t in s["tasks"]] == ["speakers 0-5"] + [f"speaker {k}" for k in range(6, 12)]
+    assert (tmp_path / "speakers" / "summary.csv").is_file()
+
+
+def test_same_seed_gives_identical_rows(world, tmp_path):
+    ds, root = world
+    c = cfg("sample_incremental", "latent_replay", latent_depth=1, replay_batches=2, stored_steps=20, epochs=2,
+            pretrained=str(pre_dir(root, "sample_incremental")))
+    a, b = run(c, ds, tmp_path / "a"), run(c, ds, tmp_path / "b")
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(read_csv(a / "epochs.csv")) == strip(read_csv(b / "epochs.csv"))
+    assert a.name == b.name
