@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sccl.defaults import COMMON, COMPRESSED, scenario_defaults
 from sccl.merge import ensure_merged
-from sccl.runs import RunConfig
+from sccl.runs import RunConfig, config_fields
 from sccl.scenarios import CLASS_SCENARIOS
 from sccl.splits import SCENARIOS, SPLITS
 from sccl.strategies import REGISTRY, get_strategy
@@ -92,7 +92,9 @@ def build_parser(strategy: str, scenario: str, entry: str | None = None) -> argp
 
 def config_from_args(args, strategy: str, scenario: str) -> RunConfig:
     held = getattr(args, "speaker", None) if scenario == "sample_incremental" else getattr(args, "removed_class", None)
-    values = {f.dest: getattr(args, f.dest) for f in get_strategy(strategy).flags if hasattr(args, f.dest)}
+    own = {f.dest: getattr(args, f.dest) for f in get_strategy(strategy).flags if hasattr(args, f.dest)}
+    values = {k: v for k, v in own.items() if k in config_fields()}
+    values["options"] = {k: v for k, v in own.items() if k not in config_fields()}
     if strategy == "rehearsal":
         values["compression"] = "sum"  # raw counts are summed in windows
     return RunConfig(scenario=scenario, strategy=strategy, held_out=held, split=args.split, epochs=args.epochs,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from sccl.data import file_sha256
@@ -54,6 +54,7 @@ class RunConfig:
     first_speakers: tuple[int, ...] | None = None  # speakers scenario: the pretraining's group (default 0-5)
     pretrained: str | None = None  # a pretraining run folder (default: found in the output folder)
     quiet: bool = False
+    options: dict = field(default_factory=dict)  # a strategy's own settings (its flags without a field here)
 
     def __post_init__(self):
         if self.scenario not in SCENARIOS:
