@@ -103,5 +103,3 @@ def run_metrics(matrix, counts) -> dict[str, float]:
             "all_after": after["all_acc"]}
 
 
-def is_number(x) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)

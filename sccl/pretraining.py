@@ -2,7 +2,7 @@
 
 One run folder per split kind, held-out id and seed (see :func:`run_dir`):
     model.pt        state dict of the final model (``torch.load(..., weights_only=True)``)
-    split.npz       the protocol split (index arrays into the merged file)
+    split.npz       the split (index arrays into the merged file)
     config.json     every setting, package versions, the data file's SHA-256
     epochs.csv      epoch, loss, train accuracy (running, during the epoch), test accuracy, seconds
     log.txt         a human-readable log

@@ -213,8 +213,9 @@ def main(argv=None) -> int:
     p.add_argument("--results-dir", default="results", help="where the report goes (default: %(default)s)")
     p.add_argument("--runs-dir", default=None, help="the run folders (default: RESULTS_DIR/runs)")
     p.add_argument("--title-note", default=None, help="an extra line under the report's title")
-    p.add_argument("--readme", default=None, metavar="PATH",
-                   help="update the <!-- results:NAME --> blocks of this README instead of writing the report")
+    p.add_argument("--readme", nargs="?", const="README.md", default=None, metavar="PATH",
+                   help="update the <!-- results:NAME --> blocks of this README (default README.md) instead of "
+                        "writing the report")
     p.add_argument("--check", action="store_true",
                    help="with --readme: write nothing; exit 1 and name the blocks that differ (0 when all equal)")
     args = p.parse_args(argv)
