@@ -22,8 +22,6 @@ Pooled accuracies (sample-weighted over the test samples of a group of tasks), a
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 __all__ = ["accuracy_matrix", "average_accuracy", "backward_transfer", "forgetting", "pooled", "old_new_all",
@@ -101,5 +99,3 @@ def run_metrics(matrix, counts) -> dict[str, float]:
     return {"acc": average_accuracy(R), "bwt": backward_transfer(R), "forgetting": forgetting(R),
             "old_before": before["old_acc"], "old_after": after["old_acc"], "new_after": after["new_acc"],
             "all_after": after["all_acc"]}
-
-
