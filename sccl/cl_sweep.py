@@ -18,13 +18,14 @@ from sccl.data import NB_CLASSES, NB_SPEAKERS
 from sccl.defaults import COMPRESSED, PRETRAIN, SCENARIO
 from sccl.engine import gather
 from sccl.errors import ConfigError
+from sccl.launch import add_launcher_flags, launch
 from sccl.merge import merged_path
 from sccl.results import read_csv
 from sccl.runs import is_done
 from sccl.scenarios import HELD_OUT_FLAG
 from sccl.splits import SCENARIOS, SPLITS
 from sccl.strategies import REGISTRY
-from sccl.sweep import Job, parse_int_list, pretrain_job, run_jobs
+from sccl.sweep import Job, parse_int_list, pretrain_job
 
 COMPRESSED_ALIAS = "latent_replay_subsampled"  # the original's script name: latent replay over --subsample values
 ID_FLAGS = {"sample_incremental": ("--speakers", NB_SPEAKERS - 1), "class_incremental": ("--classes", NB_CLASSES - 1)}
@@ -67,6 +68,7 @@ def add_sweep_flags(p: argparse.ArgumentParser, scenario: str) -> None:
     p.add_argument("--out-dir", default="runs")
     p.add_argument("--split", "--protocol", dest="split", choices=SPLITS, default="paper")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    add_launcher_flags(p)
 
 
 def _steps(text: str) -> list[int | None]:
@@ -117,8 +119,8 @@ def expand(args, scenario: str) -> list[tuple[str, list[str]]]:
     return runs
 
 
-def run_sweep(args, scenario: str) -> int:
-    """Pretrain what is missing, then run every unfinished run of the grid; returns the number that failed."""
+def sweep_jobs(args, scenario: str) -> tuple[list[Job], list[Job]]:
+    """(pretraining jobs for what is missing, continual-learning jobs) of the grid."""
     common = ["--data-dir", args.data_dir, "--out-dir", args.out_dir, "--split", args.split,
               "--device", args.device, "--quiet"]
     data_file = merged_path(Path(args.data_dir).expanduser())
@@ -127,16 +129,22 @@ def run_sweep(args, scenario: str) -> int:
         argv = ["--scenario", scenario, "--strategy", strategy] + run_argv + common
         cfg = config_from_args(build_parser(strategy, scenario).parse_args(argv), strategy, scenario)
         pretrain_needed.add((cfg.held_out, cfg.seed, cfg.first_speakers))
-        jobs.append(Job(cfg.label(), [sys.executable, "-m", "sccl.continual_cli"] + argv,
+        jobs.append(Job(f"{scenario}/{cfg.label()}", [sys.executable, "-m", "sccl.continual_cli"] + argv,
                         lambda cfg=cfg: is_done(cfg, args.out_dir, data_file)))
     rest = ["--data-dir", args.data_dir, "--device", args.device, "--quiet"]
     pre_jobs = [pretrain_job(scenario, held, seed, args.pretrain_epochs, args.out_dir, args.split, rest,
                              require_epochs=False, first_speakers=first)  # never retrain a model others used
                 for held, seed, first in sorted(pretrain_needed, key=str)]
-    failed = run_jobs(pre_jobs, parallel=args.jobs, retries=args.retries, dry_run=args.dry_run)
-    failed += run_jobs(jobs, parallel=args.jobs, retries=args.retries, dry_run=args.dry_run)
+    return pre_jobs, jobs
+
+
+def run_sweep(args, scenario: str) -> int:
+    """Pretrain what is missing, then run (or submit) every unfinished run of the grid; returns the number of
+    local runs that failed."""
+    pre_jobs, jobs = sweep_jobs(args, scenario)
+    failed = launch([("pretrain", pre_jobs), (scenario, jobs)], args, args.out_dir)
     root = Path(args.out_dir) / scenario
-    if not args.dry_run and root.exists():
+    if not args.dry_run and args.launcher == "local" and root.exists():
         gather(root)
         print_table(root / "summary.csv")
     return failed

@@ -84,6 +84,7 @@ def build_parser(strategy: str, scenario: str, entry: str | None = None) -> argp
             p.add_argument(flag.name, dest=flag.dest, action=flag.action, help=flag.help)
         else:
             p.add_argument(flag.name, dest=flag.dest, type=flag.type, default=default, choices=flag.choices,
+                           metavar=None if flag.choices else flag.name.lstrip("-").upper().replace("-", "_"),
                            help=flag.help + " (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="run again even if this exact run has finished")
     p.add_argument("--quiet", action="store_true")

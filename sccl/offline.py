@@ -19,8 +19,11 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -93,16 +96,29 @@ def _meta() -> dict[str, np.ndarray]:
     }
 
 
-def _build(items: list[tuple[int, int, int]], seed: int, order_key: int, progress: bool = False) -> SHDData:
+def _sample(item: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    s, w, r, seed = item
+    t, u = make_sample(s, w, r, seed)
+    return t.astype(np.float16), u
+
+
+def _build(items: list[tuple[int, int, int]], seed: int, order_key: int, progress: bool = False,
+           workers: int = 1) -> SHDData:
+    """The samples of one file; ``workers`` processes make them (each sample has its own RNG: same output)."""
     times = np.empty(len(items), dtype=object)
     units = np.empty(len(items), dtype=object)
     perm = seeded_rng(seed, 4, order_key).permutation(len(items))  # file order: shuffled, as a real recording set
     items = [items[j] for j in perm]
     desc = f"generating {('train', 'test')[order_key]} samples"
-    for i, (s, w, r) in enumerate(tqdm(items, desc=desc, disable=not progress, leave=False)):
-        t, u = make_sample(s, w, r, seed)
-        times[i] = t.astype(np.float16)
-        units[i] = u
+    jobs = [(s, w, r, seed) for s, w, r in items]
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
+            made = pool.map(_sample, jobs, chunksize=16)
+        else:
+            made = map(_sample, jobs)
+        for i, (t, u) in enumerate(tqdm(made, total=len(jobs), desc=desc, disable=not progress, leave=False)):
+            times[i], units[i] = t, u
     labels = np.array([w for _, w, _ in items], dtype=np.int64)
     speakers = np.array([s for s, _, _ in items], dtype=np.int64)
     return SHDData(times, units, labels, speakers, meta=_meta())
@@ -110,12 +126,13 @@ def _build(items: list[tuple[int, int, int]], seed: int, order_key: int, progres
 
 def generate_dataset(
     out_dir: str | os.PathLike, size: str = "demo", seed: int = 0, reps: int | None = None, force: bool = False,
-    progress: bool = False,
+    progress: bool = False, workers: int = 1,
 ) -> tuple[Path, Path]:
     """Write ``shd_train.h5`` and ``shd_test.h5`` into ``out_dir``; return their paths.
 
     ``size`` is a preset ("tiny", "demo", "shd"); ``reps`` overrides its repetitions per (speaker, word).
-    Existing files are only replaced with ``force=True``. Each file is written under a temporary name and
+    Existing files are only replaced with ``force=True``. ``workers`` processes generate the samples (the
+    output does not depend on it). Each file is written under a temporary name and
     renamed at the end, so an interrupted run leaves no partial file.
     """
     if int(seed) != seed or seed < 0:
@@ -143,7 +160,7 @@ def generate_dataset(
     try:
         for path, flag in ((train_path, 0), (test_path, 1)):
             items = [(s, w, r) for s, w, r, is_test in plan if is_test == flag]
-            data = _build(items, seed, flag, progress)
+            data = _build(items, seed, flag, progress, workers)
             tmp = out_dir / f".{path.name}.tmp-{os.getpid()}"
             tmps.append(tmp)
             write_shd(tmp, data, attrs={**attrs, "split": ("train", "test")[flag]})
@@ -173,14 +190,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--reps", type=int, default=None, help="repetitions per (speaker, word), overrides --size")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.add_argument("--workers", type=int, default=1, help="processes generating samples (same output; default 1)")
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     start = time.perf_counter()
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     train, test = generate_dataset(args.out_dir, size=args.size, seed=args.seed, reps=args.reps, force=args.force,
-                                   progress=True)
+                                   progress=True, workers=args.workers)
     secs = time.perf_counter() - start
     import h5py
 

@@ -1,5 +1,9 @@
-"""The testsuite engine: run a list of jobs as separate processes, skip those already finished, retry
-failures (a crashed run is never counted done), run several at once with ``jobs``, and print a table.
+"""The testsuite engine: run a list of jobs, skip those already finished, retry failures (a crashed run is never
+counted done), run several at once with ``jobs``, and print a table.
+
+Python commands run in persistent workers (:mod:`sccl.worker`, one process per parallel slot), which saves the
+3-4 s of CPU that starting Python with torch costs per run; a worker that dies is replaced and its run counted as
+failed.
 
 A job is done only when its own ``is_done()`` says so (its result files exist); there is no counter
 file to advance past a failure, as the original's ``test.conf`` did.
@@ -7,9 +11,11 @@ file to advance past a failure, as the original's ``test.conf`` did.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,18 +33,49 @@ class Job:
     tail: list[str] = field(default_factory=list)
 
 
-def _run_one(job: Job, retries: int, env: dict, quiet: bool) -> Job:
+class _Worker:
+    """One persistent ``python -m sccl.worker``; commands that are not this Python's run as plain processes."""
+
+    def __init__(self, env: dict):
+        self.env, self.proc = env, None
+
+    def run(self, argv: list[str]) -> tuple[int, list[str]]:
+        if argv[0] != sys.executable:
+            proc = subprocess.run(argv, capture_output=True, text=True, env=self.env)
+            return proc.returncode, (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = subprocess.Popen([sys.executable, "-m", "sccl.worker"], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=self.env)
+        try:
+            self.proc.stdin.write(json.dumps({"argv": argv}) + "\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except OSError:
+            line = ""
+        if not line:  # the worker died with the run (killed, out of memory, a crash in native code)
+            code = self.proc.wait()
+            self.proc = None
+            return code or 1, [f"the run's process died (exit status {code})"]
+        reply = json.loads(line)
+        return reply["code"], reply["tail"]
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait()
+
+
+def _run_one(job: Job, retries: int, worker: _Worker, quiet: bool) -> Job:
     for attempt in range(1, retries + 2):
         t0 = time.perf_counter()
-        proc = subprocess.run(job.argv, capture_output=True, text=True, env=env)
+        code, tail = worker.run(job.argv)
         job.seconds += time.perf_counter() - t0
-        if proc.returncode == 0 and job.is_done():
+        if code == 0 and job.is_done():
             job.status = "done"
             return job
-        job.tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        job.tail = tail
         if not quiet:
-            print(f"  {job.name}: failed (exit {proc.returncode}, attempt {attempt}): "
-                  f"{job.tail[-1] if job.tail else ''}", flush=True)
+            print(f"  {job.name}: failed (exit {code}, attempt {attempt}): {tail[-1] if tail else ''}", flush=True)
     job.status = "failed"
     return job
 
@@ -61,10 +98,22 @@ def run_jobs(jobs: list[Job], parallel: int = 1, retries: int = 1, dry_run: bool
             print("  would run: " + " ".join(job.argv[1:]))
         return 0
     finished = 0
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        for job in pool.map(lambda j: _run_one(j, retries, env, quiet), pending):
-            finished += 1
-            print(f"[{finished}/{len(pending)}] {job.name}: {job.status} in {job.seconds:.1f} s", flush=True)
+    slots, workers = threading.local(), []
+
+    def run(job: Job) -> Job:
+        if not hasattr(slots, "worker"):
+            slots.worker = _Worker(env)
+            workers.append(slots.worker)
+        return _run_one(job, retries, slots.worker, quiet)
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+            for job in pool.map(run, pending):
+                finished += 1
+                print(f"[{finished}/{len(pending)}] {job.name}: {job.status} in {job.seconds:.1f} s", flush=True)
+    finally:
+        for worker in workers:
+            worker.close()
     width = max((len(j.name) for j in jobs), default=4)
     print("\n" + f"{'run':<{width}}  status")
     for job in jobs:

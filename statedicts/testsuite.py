@@ -15,7 +15,8 @@ from sccl.cli import run_cli  # noqa: E402
 from sccl.defaults import PRETRAIN  # noqa: E402
 from sccl.splits import SPLITS  # noqa: E402
 from sccl.errors import ConfigError  # noqa: E402
-from sccl.sweep import parse_int_list, pretrain_job, run_jobs  # noqa: E402
+from sccl.launch import add_launcher_flags, launch  # noqa: E402
+from sccl.sweep import parse_int_list, pretrain_job  # noqa: E402
 
 
 def main(argv=None):
@@ -35,6 +36,7 @@ def main(argv=None):
                    help="also pretrain on this first group of speakers (speakers scenario), e.g. 0-5")
     p.add_argument("--epochs", type=int, default=PRETRAIN["epochs"])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    add_launcher_flags(p)
     args = p.parse_args(argv)
     speakers = [] if args.speakers == "none" else parse_int_list(args.speakers, 0, 11, "speaker")
     classes = [] if args.classes == "none" else parse_int_list(args.classes, 0, 19, "class")
@@ -48,7 +50,7 @@ def main(argv=None):
     rest = ["--data-dir", args.data_dir, "--device", args.device, "--quiet"]
     jobs = [pretrain_job(scenario, held, seed, args.epochs, args.out_dir, args.split, rest, first_speakers=first)
             for seed in seeds for scenario, held, first in targets]
-    failed = run_jobs(jobs, parallel=args.jobs, retries=args.retries, dry_run=args.dry_run)
+    failed = launch([("pretrain", jobs)], args, args.out_dir)
     if failed:
         raise SystemExit(1)
 

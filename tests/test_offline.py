@@ -91,7 +91,7 @@ def test_attributes(tiny):
 
 
 def test_deterministic_and_order_independent(tiny, tmp_path):
-    again = offline.generate_dataset(tmp_path, size="tiny", seed=0)
+    again = offline.generate_dataset(tmp_path, size="tiny", seed=0, workers=2)  # two processes: same bytes
     for a, b in zip(tiny, again):
         assert _same(_arrays(a), _arrays(b))
         assert a.read_bytes() == b.read_bytes()  # h5py stores no timestamps: the files are byte-identical
