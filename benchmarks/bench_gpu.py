@@ -9,7 +9,8 @@
    each batch size; printed as ms per step, s per epoch and samples/s. Anchor to beat: a comparable JAX recurrent
    SNN trains one SHD epoch in about 0.19 s on an A100 (about 37k samples/s).
 3. Packing: N processes training at batch 64 at once on the one GPU (what ``--device cuda --jobs N`` does);
-   printed as the summed samples/s, against one process alone.
+   printed as the summed samples/s against one process alone, and whether every packed run ends with the same
+   weights (SHA-256) as a run alone.
 
 CUDA graphs were not tried: no GPU has been available to measure whether launches dominate here.
 """
@@ -17,6 +18,7 @@ CUDA graphs were not tried: no GPU has been available to measure whether launche
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -77,6 +79,15 @@ def check_exactness(seed: int = 0) -> dict:
     return result
 
 
+def weights_digest(net) -> str:
+    """SHA-256 of the trained weights: packed runs must end where a run alone ends."""
+    h = hashlib.sha256()
+    for name, p in sorted(net.state_dict().items()):
+        h.update(name.encode())
+        h.update(p.detach().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def time_training(batch_size: int, steps: int, epoch_samples: int) -> dict:
     torch.manual_seed(0)
     net = RecurrentSNN().cuda()
@@ -93,7 +104,7 @@ def time_training(batch_size: int, steps: int, epoch_samples: int) -> dict:
     step_s = (time.perf_counter() - t0) / steps
     n_batches = -(-epoch_samples // batch_size)
     return {"batch_size": batch_size, "ms_per_step": 1000 * step_s, "s_per_epoch": step_s * n_batches,
-            "samples_per_s": batch_size / step_s}
+            "samples_per_s": batch_size / step_s, "weights": weights_digest(net)}
 
 
 def packed_worker(steps: int) -> None:
@@ -102,11 +113,12 @@ def packed_worker(steps: int) -> None:
     print(json.dumps(r))
 
 
-def time_packed(n: int, steps: int) -> float:
+def time_packed(n: int, steps: int) -> tuple[float, set[str]]:
+    """(summed samples/s, the distinct final-weight digests) of n processes training at once."""
     procs = [subprocess.Popen([sys.executable, __file__, "--worker", str(steps)], stdout=subprocess.PIPE, text=True)
              for _ in range(n)]
-    rates = [json.loads(p.communicate()[0].strip().splitlines()[-1])["samples_per_s"] for p in procs]
-    return float(np.sum(rates))
+    results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    return float(np.sum([r["samples_per_s"] for r in results])), {r["weights"] for r in results}
 
 
 def main(argv=None) -> int:
@@ -132,13 +144,15 @@ def main(argv=None) -> int:
         r = time_training(bs, args.steps, args.epoch_samples)
         print(f"{bs:>6}{r['ms_per_step']:>10.2f}{r['s_per_epoch']:>10.3f}{r['samples_per_s']:>12.0f}")
     print("\nanchor: a JAX recurrent SNN, one SHD epoch in about 0.19 s on an A100 (about 37k samples/s)")
-    print(f"\n{'processes':>10}{'samples/s (sum)':>17}{'vs one':>8}")
-    one = None
+    print(f"\n{'processes':>10}{'samples/s (sum)':>17}{'vs one':>8}  final weights as a run alone")
+    one, alone = None, None
+    same = True
     for n in (int(k) for k in args.packed.split(",")):
-        rate = time_packed(n, args.steps)
-        one = one or rate
-        print(f"{n:>10}{rate:>17.0f}{rate / one:>7.2f}x")
-    return 0 if exact["pass"] else 1
+        rate, digests = time_packed(n, args.steps)
+        one, alone = one or rate, alone or digests
+        same &= digests == alone
+        print(f"{n:>10}{rate:>17.0f}{rate / one:>7.2f}x  {'identical' if digests == alone else 'DIFFERENT'}")
+    return 0 if exact["pass"] and same else 1
 
 
 if __name__ == "__main__":
