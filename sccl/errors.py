@@ -11,3 +11,7 @@ class DataError(SCCLError):
 
 class ConfigError(SCCLError):
     """A command-line value is out of range or inconsistent with the data."""
+
+
+class TrainingDiverged(SCCLError):
+    """The loss became NaN or infinite: the run stops and is not counted as finished."""

@@ -14,6 +14,7 @@ fixed (or reshuffled from (seed, epoch)), and nothing else random happens during
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from sccl.device import resolve_device, set_threads
-from sccl.errors import ConfigError
+from sccl.errors import ConfigError, TrainingDiverged
 from sccl.model import RecurrentSNN
 from sccl.results import package_versions, read_json, torch_load, torch_save, write_csv, write_json
 from sccl.splits import DEFAULT_FIRST_SPEAKERS, Split, format_ids, make_batches, make_split
@@ -90,8 +91,12 @@ def pretrain(cfg: PretrainConfig, ds: Dataset, out_dir: str | Path, force: bool 
     """Train (or resume, or skip when finished) the model for ``cfg``; returns its run folder."""
     if cfg.epochs < 1:
         raise ConfigError(f"--epochs must be >= 1, got {cfg.epochs}")
-    if cfg.lr <= 0:
-        raise ConfigError(f"--lr must be positive, got {cfg.lr}")
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise ConfigError(f"--lr must be a positive number, got {cfg.lr}")
+    if cfg.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {cfg.batch_size}")
+    if cfg.seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {cfg.seed}")
     folder = run_dir(out_dir, cfg.split, cfg.scenario, cfg.held_out, cfg.seed, cfg.first_speakers)
     settings = json.loads(json.dumps(asdict(cfg)))  # tuples as lists, as config.json reads back
     config = {"settings": settings, "data": {"path": str(ds.path), "sha256": ds.sha256(),
@@ -150,8 +155,11 @@ def pretrain(cfg: PretrainConfig, ds: Dataset, out_dir: str | Path, force: bool 
     for epoch in range(start + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
         batches = fixed_train if fixed_train is not None else raw_batches(ds, _epoch_batches(train_idx, cfg, epoch), device)
-        with tqdm(total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=cfg.quiet) as bar:
-            loss, train_acc = train_epoch(net, optimizer, batches, bar)
+        try:
+            with tqdm(total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=cfg.quiet) as bar:
+                loss, train_acc = train_epoch(net, optimizer, batches, bar)
+        except TrainingDiverged as exc:
+            raise TrainingDiverged(f"{folder}: epoch {epoch}: {exc} with --force") from None
         evaluate = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
         test_acc = accuracy(net, test_batches) if evaluate else float("nan")
         row = {"epoch": epoch, "loss": round(loss, 6), "train_acc": round(train_acc, 6),

@@ -6,6 +6,7 @@ with ``from_depth``) plus its labels; it is built once and reused every epoch, a
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from sccl.data import MAX_TIME, NB_CLASSES, NB_SPEAKERS, NB_STEPS, SOURCE_KEY, BinnedSpikes, file_sha256, load_binned
-from sccl.errors import DataError
+from sccl.errors import DataError, TrainingDiverged
 from sccl.model import SparseInput
 
 
@@ -113,7 +114,10 @@ def train_epoch(net, optimizer, batches: list[Batch], progress=None, extra_loss=
         if edit_gradients is not None:
             edit_gradients()
         optimizer.step()
-        total_loss += loss.item() * len(batch)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"the training loss became {value} (diverged); lower --lr and run again")
+        total_loss += value * len(batch)
         correct += int((logits.argmax(1) == batch.y).sum())
         seen += len(batch)
         if progress is not None:

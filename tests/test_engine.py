@@ -210,3 +210,28 @@ def test_same_seed_gives_identical_rows(world, tmp_path):
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
     assert strip(read_csv(a / "epochs.csv")) == strip(read_csv(b / "epochs.csv"))
     assert a.name == b.name
+
+
+def test_a_diverging_run_stops_with_one_line():
+    from sccl.errors import TrainingDiverged
+    from sccl.model import RecurrentSNN
+    from sccl.training import Batch, train_epoch
+
+    net = RecurrentSNN()
+    bad = Batch(torch.full((2, 100, 50), float("nan")), torch.tensor([0, 1]), from_depth=3)
+    with pytest.raises(TrainingDiverged, match="the training loss became nan .diverged.; lower --lr and run again"):
+        train_epoch(net, torch.optim.Adamax(net.parameters(), lr=1e-3), [bad])
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--lr", "inf", "--lr must be a positive number, got inf"),
+    ("--batch-size", "0", "--batch-size must be >= 1, got 0"),
+    ("--seed", "-5", "--seed must be >= 0, got -5"),
+])
+def test_pretraining_refuses_bad_numbers_before_writing_anything(world, tmp_path, flag, value, message):
+    ds, _ = world
+    r = subprocess.run([sys.executable, str(ROOT / "statedicts" / "pretrain.py"), "--speaker", "3", "--epochs", "1",
+                        "--data-dir", str(ds.path.parent), "--out-dir", str(tmp_path / "out"), flag, value],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip() == f"error: {message}"
+    assert not (tmp_path / "out").exists()
