@@ -27,7 +27,7 @@ from sccl.runs import RunConfig, pretrained_dir, run_folder
 from sccl.scenarios import Scenario, from_split
 from sccl.splits import make_batches
 from sccl.strategies import Strategy, get_strategy
-from sccl.training import Batch, Dataset, accuracy, predict, raw_batches, train_epoch
+from sccl.training import Batch, Dataset, accuracy, check_training_settings, predict, raw_batches, train_epoch
 
 EVAL_BATCH = 256
 
@@ -130,14 +130,7 @@ def fit_task(net, strategy: Strategy, i: int, new: list[Batch], epochs: int, lr:
 def validate(cfg: RunConfig, nb_steps: int) -> type[Strategy]:
     """The strategy class, once every setting is checked (before anything is written)."""
     cls = get_strategy(cfg.strategy)
-    if cfg.epochs < 0:
-        raise ConfigError(f"--epochs must be >= 0, got {cfg.epochs}")
-    if not (np.isfinite(cfg.lr) and cfg.lr > 0):
-        raise ConfigError(f"--lr must be a positive number, got {cfg.lr}")
-    if cfg.batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {cfg.batch_size}")
-    if cfg.seed < 0:
-        raise ConfigError(f"--seed must be >= 0, got {cfg.seed}")
+    check_training_settings(cfg.epochs, cfg.lr, cfg.batch_size, cfg.seed)
     if (cfg.held_out is None) != (cfg.scenario in ("progressive", "speakers")):
         raise ConfigError(f"the {cfg.scenario} scenario " + ("takes no held-out id" if cfg.held_out is not None
                                                              else "needs a held-out speaker or class"))

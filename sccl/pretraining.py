@@ -14,7 +14,6 @@ fixed (or reshuffled from (seed, epoch)), and nothing else random happens during
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from sccl.errors import ConfigError, TrainingDiverged
 from sccl.model import RecurrentSNN
 from sccl.results import package_versions, read_json, torch_load, torch_save, write_csv, write_json
 from sccl.splits import DEFAULT_FIRST_SPEAKERS, Split, format_ids, make_batches, make_split
-from sccl.training import Dataset, accuracy, raw_batches, train_epoch
+from sccl.training import Dataset, accuracy, check_training_settings, raw_batches, train_epoch
 
 CSV_COLUMNS = ["epoch", "loss", "train_acc", "test_acc", "seconds"]
 # settings that may differ between an interrupted run and its resumption
@@ -89,14 +88,7 @@ def _epoch_batches(train_idx: np.ndarray, cfg: PretrainConfig, epoch: int) -> li
 
 def pretrain(cfg: PretrainConfig, ds: Dataset, out_dir: str | Path, force: bool = False) -> Path:
     """Train (or resume, or skip when finished) the model for ``cfg``; returns its run folder."""
-    if cfg.epochs < 1:
-        raise ConfigError(f"--epochs must be >= 1, got {cfg.epochs}")
-    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
-        raise ConfigError(f"--lr must be a positive number, got {cfg.lr}")
-    if cfg.batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {cfg.batch_size}")
-    if cfg.seed < 0:
-        raise ConfigError(f"--seed must be >= 0, got {cfg.seed}")
+    check_training_settings(cfg.epochs, cfg.lr, cfg.batch_size, cfg.seed, min_epochs=1)
     folder = run_dir(out_dir, cfg.split, cfg.scenario, cfg.held_out, cfg.seed, cfg.first_speakers)
     settings = json.loads(json.dumps(asdict(cfg)))  # tuples as lists, as config.json reads back
     config = {"settings": settings, "data": {"path": str(ds.path), "sha256": ds.sha256(),

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from sccl.data import MAX_TIME, NB_CLASSES, NB_SPEAKERS, NB_STEPS, SOURCE_KEY, BinnedSpikes, file_sha256, load_binned
-from sccl.errors import DataError, TrainingDiverged
+from sccl.errors import ConfigError, DataError, TrainingDiverged
 from sccl.model import SparseInput
 
 
@@ -88,6 +88,18 @@ def raw_batches(ds: Dataset, index_batches: list[np.ndarray], device: torch.devi
         x = SparseInput.from_coo(b, t, u, c, batch_size=len(idx), nb_steps=ds.binned.nb_steps, device=device)
         out.append(Batch(x, torch.as_tensor(ds.labels[idx], device=device)))
     return out
+
+
+def check_training_settings(epochs: int, lr: float, batch_size: int, seed: int, min_epochs: int = 0) -> None:
+    """One clear error for a setting no run can train with (checked before anything is written)."""
+    if epochs < min_epochs:
+        raise ConfigError(f"--epochs must be >= {min_epochs}, got {epochs}")
+    if not (math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"--lr must be a positive number, got {lr}")
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
+    if seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {seed}")
 
 
 def nll_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
