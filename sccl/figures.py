@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sccl.errors import SCCLError
 from sccl.report_data import SYNTHETIC_LABEL, aggregate, number, seed_mean_std
 from sccl.report_tables import SCENARIO_TITLES, STRATEGY_NAMES, config_name
 from sccl.results import read_json
@@ -357,7 +358,7 @@ def raster_compression(records, runs_dir: Path, stem) -> tuple[list[Path], str]:
     for folder in folders:
         try:
             data_path = Path(read_json(folder / "config.json")["data"]["path"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, SCCLError):
             continue
         if data_path.is_file():
             written = raster_figure(folder, stem, depth=depth, stored_steps=S)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from sccl import metrics
+from sccl.errors import SCCLError
 from sccl.results import read_csv, read_json
 
 __all__ = ["SYNTHETIC_LABEL", "REAL_LABEL", "SCENARIOS", "SUMMARY_COLUMNS", "load_runs_in", "load_runs",
@@ -50,7 +51,7 @@ METRIC_KEYS = ("old_before", "old_after", "new_after", "all_after", "acc", "bwt"
 # config entries with their own column, or that name the id / seed, or that do not change results
 _NOT_OTHER_SETTINGS = {"seed", "held_out", "device", "threads", "quiet", "pretrained", "scenario", "strategy",
                        "latent_depth", "replay_batches", "stored_steps", "compression", "split"}
-_READ_ERRORS = (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError)
+_READ_ERRORS = (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, SCCLError)
 
 
 def number(x) -> float:

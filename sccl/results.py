@@ -7,10 +7,13 @@ import csv
 import io
 import json
 import os
+import pickle
 import platform
 from pathlib import Path
 
 import torch
+
+from sccl.errors import DataError
 
 
 def _atomic_bytes(path: Path, payload: bytes) -> None:
@@ -36,8 +39,13 @@ def write_json(path: str | os.PathLike, obj) -> None:
 
 
 def read_json(path: str | os.PathLike):
-    with open(path) as fh:
-        return json.load(fh)
+    """A JSON file's content; a missing, unreadable or damaged file is one clear :class:`DataError`."""
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: cannot read this JSON file ({type(exc).__name__}: {exc}); delete it or rerun "
+                        "with --force") from None
 
 
 def _jsonable(x):
@@ -72,8 +80,15 @@ def torch_save(path: str | os.PathLike, obj) -> None:
 
 
 def torch_load(path: str | os.PathLike, map_location="cpu"):
-    """Load tensors and plain containers only (``weights_only=True``: a checkpoint cannot run code)."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """Load tensors and plain containers only (``weights_only=True``: a checkpoint cannot run code). A file that
+    needs more (a pickle of code or objects) is refused, and a damaged one reported, each in one line."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise DataError(f"{path}: this file is not a plain weights file; refusing to load it") from None
+    except Exception as exc:  # truncated, not a zip, garbage: torch raises many kinds
+        raise DataError(f"{path}: damaged or not a weights file ({type(exc).__name__}); delete it or rerun with "
+                        "--force") from None
 
 
 def package_versions() -> dict[str, str]:

@@ -235,3 +235,37 @@ def test_pretraining_refuses_bad_numbers_before_writing_anything(world, tmp_path
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.strip() == f"error: {message}"
     assert not (tmp_path / "out").exists()
+
+
+EVIL = '''
+import os, torch
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("touch {marker}",))
+torch.save({{"w1": Payload()}}, "{path}")
+'''
+
+
+@pytest.mark.parametrize("damage", ["pickle", "truncated", "config"])
+def test_damaged_or_hostile_pretraining_files_are_one_line(world, tmp_path, damage):
+    ds, root = world
+    pre = tmp_path / "pre"
+    subprocess.run(["cp", "-r", str(pre_dir(root, "sample_incremental")), str(pre)], check=True)
+    marker = tmp_path / "payload_ran"
+    if damage == "pickle":
+        subprocess.run([sys.executable, "-c", EVIL.format(marker=marker, path=pre / "model.pt")], check=True)
+        expected = f"error: {pre / 'model.pt'}: this file is not a plain weights file; refusing to load it"
+    elif damage == "truncated":
+        (pre / "model.pt").write_bytes((pre / "model.pt").read_bytes()[:300])
+        expected = f"error: {pre / 'model.pt'}: damaged or not a weights file"
+    else:
+        (pre / "config.json").write_text('{"settings": ')
+        expected = f"error: {pre / 'config.json'}: cannot read this JSON file"
+    r = subprocess.run([sys.executable, "-m", "sccl.continual_cli", "--scenario", "sample_incremental", "--strategy",
+                        "naive", "--speaker", "3", "--epochs", "1", "--batch-size", "16", "--data-dir",
+                        str(ds.path.parent), "--pretrained", str(pre), "--out-dir", str(tmp_path / "out"), "--quiet"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith(expected) and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "Traceback" not in r.stderr and "weights_only=False" not in r.stderr
+    assert not marker.exists()  # the hostile pickle never ran
