@@ -8,6 +8,7 @@ the layers above the cut. Every evaluation is one prediction pass over all tasks
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -270,7 +271,9 @@ def gather(root: Path) -> None:
     per run, the report's schema)."""
     from sccl.report_data import epoch_rows_of, load_runs_in, summary_rows
 
-    records, _ = load_runs_in(root)
+    records, notes = load_runs_in(root)
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
     if not records:
         return
     rows = [{"run": rec["folder"].name, **r} for rec in records for r in epoch_rows_of(rec)]

@@ -269,3 +269,16 @@ def test_damaged_or_hostile_pretraining_files_are_one_line(world, tmp_path, dama
     assert r.stderr.startswith(expected) and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "Traceback" not in r.stderr and "weights_only=False" not in r.stderr
     assert not marker.exists()  # the hostile pickle never ran
+
+
+def test_a_damaged_or_foreign_run_folder_is_skipped_with_a_warning(world, tmp_path, capsys):
+    ds, root = world
+    foreign = tmp_path / "sample_incremental" / "someone-elses-folder"
+    foreign.mkdir(parents=True)
+    (foreign / "summary.json").write_text('{"config": {}}')  # no epochs.csv, no metrics
+    folder = run(cfg("sample_incremental", "naive", pretrained=str(pre_dir(root, "sample_incremental"))), ds,
+                 tmp_path)
+    err = capsys.readouterr().err
+    assert "warning:" in err and "someone-elses-folder" in err
+    rows = read_csv(tmp_path / "sample_incremental" / "summary.csv")
+    assert [r["run"] for r in rows] == [folder.name]
