@@ -45,15 +45,27 @@ class RunContext:
 
 
 class RunLog:
-    """Append lines to the run's log.txt and echo them (unless quiet)."""
+    """Append lines to the run's log.txt and echo them (unless quiet). Lines logged before the run's folder exists
+    (it is created only once every setting, file and memory has been checked) are written when it is attached."""
 
-    def __init__(self, folder: Path | None, quiet: bool):
-        self.path, self.quiet = (folder / "log.txt" if folder else None), quiet
+    def __init__(self, quiet: bool):
+        self.path, self.quiet, self.held = None, quiet, []
+
+    def attach(self, folder: Path) -> None:
+        self.path = folder / "log.txt"
+        for line in self.held:
+            self._write(line)
+        self.held = []
+
+    def _write(self, line: str) -> None:
+        with open(self.path, "a") as fh:
+            fh.write(line + "\n")
 
     def __call__(self, line: str) -> None:
-        if self.path is not None:
-            with open(self.path, "a") as fh:
-                fh.write(line + "\n")
+        if self.path is None:
+            self.held.append(line)
+        else:
+            self._write(line)
         if not self.quiet:
             tqdm.write(line)
 
@@ -140,15 +152,19 @@ def validate(cfg: RunConfig, nb_steps: int) -> type[Strategy]:
 
 
 def already_finished(folder: Path, force: bool, quiet: bool) -> bool:
-    """True when ``folder`` holds a finished run (and not ``force``); otherwise empty it for a fresh start."""
+    """True when ``folder`` holds a finished run (and not ``force``)."""
     if (folder / "summary.json").is_file() and not force:
         if not quiet:
             print(f"{folder}: already finished, skipping")
         return True
-    if folder.exists():
-        shutil.rmtree(folder)  # an unfinished run (or --force): start again from scratch
-    folder.mkdir(parents=True)
     return False
+
+
+def fresh_folder(folder: Path) -> None:
+    """An empty run folder: an unfinished run's (or, with --force, a finished one's) files are removed."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
 
 
 def run(cfg: RunConfig, ds: Dataset, out_dir, force: bool = False) -> Path:
@@ -162,7 +178,7 @@ def run(cfg: RunConfig, ds: Dataset, out_dir, force: bool = False) -> Path:
         gather(folder.parent)
         return folder
     t_start = time.perf_counter()
-    log = RunLog(folder, cfg.quiet)
+    log = RunLog(cfg.quiet)
     set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
@@ -198,6 +214,8 @@ def run(cfg: RunConfig, ds: Dataset, out_dir, force: bool = False) -> Path:
     trainable = tuple(cls.trainable(cfg, net))
     for name, p in net.named_parameters():
         p.requires_grad_(name in trainable)
+    fresh_folder(folder)  # everything is checked: only now is anything written
+    log.attach(folder)
 
     fixed = {"strategy": cfg.strategy, "scenario": cfg.scenario,
              "held_out": "" if cfg.held_out is None else cfg.held_out, "depth": "" if depth is None else depth,

@@ -11,6 +11,7 @@ job id of every submitted run; a run whose job is still pending or running (``sq
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import shutil
@@ -100,12 +101,13 @@ def _active_jobs(job_ids: set[str]) -> set[str]:
     """The given job ids that squeue lists as pending or running (none when squeue is missing)."""
     if not job_ids or shutil.which("squeue") is None:
         return set()
-    r = subprocess.run(["squeue", "-h", "-o", "%i %T", "-j", ",".join(sorted(job_ids))], capture_output=True,
-                       text=True)
+    # this user's jobs, one line per array task (-r: pending tasks are otherwise folded into "ID_[1-9]"); asking
+    # for ids with -j fails as a whole when one of them has left the queue
+    r = subprocess.run(["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%i %T"], capture_output=True, text=True)
     active = set()
     for line in r.stdout.splitlines():
         parts = line.split()
-        if len(parts) == 2 and parts[1] in ACTIVE_STATES:
+        if len(parts) == 2 and parts[1] in ACTIVE_STATES and parts[0] in job_ids:
             active.add(parts[0])
     return active
 

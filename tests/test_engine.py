@@ -282,3 +282,16 @@ def test_a_damaged_or_foreign_run_folder_is_skipped_with_a_warning(world, tmp_pa
     assert "warning:" in err and "someone-elses-folder" in err
     rows = read_csv(tmp_path / "sample_incremental" / "summary.csv")
     assert [r["run"] for r in rows] == [folder.name]
+
+
+def test_a_run_that_cannot_start_writes_nothing(world, tmp_path):
+    from sccl.errors import ConfigError
+
+    ds, root = world
+    c = cfg("sample_incremental", "latent_replay", replay_batches=999,
+            pretrained=str(pre_dir(root, "sample_incremental")))
+    with pytest.raises(ConfigError, match="asked for 999 replay batches"):
+        run(c, ds, tmp_path)
+    assert not (tmp_path / "sample_incremental").exists()  # the corrected command starts clean
+    ok = cfg("sample_incremental", "latent_replay", replay_batches=1, pretrained=c.pretrained)
+    assert (run(ok, ds, tmp_path) / "summary.json").is_file()
