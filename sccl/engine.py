@@ -22,6 +22,7 @@ from sccl import metrics
 from sccl.defaults import READOUT_REDRAW
 from sccl.device import resolve_device, set_threads
 from sccl.errors import ConfigError
+from sccl.locks import check_writable, folder_lock
 from sccl.pretraining import is_finished, load_pretrained
 from sccl.results import write_csv, write_json
 from sccl.runs import RunConfig, pretrained_dir, run_folder
@@ -168,15 +169,25 @@ def fresh_folder(folder: Path) -> None:
 
 
 def run(cfg: RunConfig, ds: Dataset, out_dir, force: bool = False) -> Path:
-    """Run (or skip, when finished) one continual-learning run; returns its folder."""
+    """Run (or skip, when finished) one continual-learning run; returns its folder. Two processes asked for the
+    same run (two sweeps on one folder) take turns: the second waits, then finds it finished."""
     cls = validate(cfg, ds.binned.nb_steps)
+    check_writable(out_dir)
     pre_dir = pretrained_dir(cfg, out_dir)
     if not is_finished(pre_dir):
         raise ConfigError(f"no finished pretraining in {pre_dir}: run statedicts/pretrain.py first")
     folder = run_folder(cfg, out_dir, ds.path)
-    if already_finished(folder, force, cfg.quiet):
-        gather(folder.parent)
-        return folder
+    lock = folder.parent / ".locks" / f"{folder.name}.lock"
+    with folder_lock(lock, lambda pid: print(f"{folder.name}: being run by process {pid}; waiting", flush=True)):
+        if already_finished(folder, force, cfg.quiet):
+            gather(folder.parent)
+            return folder
+        _run(cfg, cls, ds, pre_dir, folder)
+    gather(folder.parent)
+    return folder
+
+
+def _run(cfg: RunConfig, cls: type[Strategy], ds: Dataset, pre_dir: Path, folder: Path) -> None:
     t_start = time.perf_counter()
     log = RunLog(cfg.quiet)
     set_threads(cfg.threads)
@@ -255,8 +266,6 @@ def run(cfg: RunConfig, ds: Dataset, out_dir, force: bool = False) -> Path:
     log(f"done in {summary['wall_seconds']:.1f} s: ACC {m['acc']:.4f}, forgetting {m['forgetting']:+.4f}, old "
         f"{m['old_after']:.4f}, new {m['new_after']:.4f}, all {m['all_after']:.4f}; memory "
         f"{strategy.memory_bits_analytic} bits analytic, {strategy.memory_bytes_stored} bytes stored")
-    gather(folder.parent)
-    return folder
 
 
 def build_summary(cfg, ds, pre_dir, pre_config, scenario, evaluate, matrix, rows, strategy, replay_acc,
@@ -289,13 +298,14 @@ def gather(root: Path) -> None:
     per run, the report's schema)."""
     from sccl.report_data import epoch_rows_of, load_runs_in, summary_rows
 
-    records, notes = load_runs_in(root)
-    for note in notes:
-        print(f"warning: {note}", file=sys.stderr)
-    if not records:
-        return
-    rows = [{"run": rec["folder"].name, **r} for rec in records for r in epoch_rows_of(rec)]
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    write_csv(root / "all_runs.csv", [{k: r.get(k, "") for k in columns} for r in rows], columns)
-    table = summary_rows(records)
-    write_csv(root / "summary.csv", table, list(table[0]))
+    with folder_lock(root / ".locks" / "gather.lock"):  # two runs finishing together: one at a time
+        records, notes = load_runs_in(root)
+        for note in notes:
+            print(f"warning: {note}", file=sys.stderr)
+        if not records:
+            return
+        rows = [{"run": rec["folder"].name, **r} for rec in records for r in epoch_rows_of(rec)]
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        write_csv(root / "all_runs.csv", [{k: r.get(k, "") for k in columns} for r in rows], columns)
+        table = summary_rows(records)
+        write_csv(root / "summary.csv", table, list(table[0]))

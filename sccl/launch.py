@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib
 import json
 import os
 import shutil
@@ -59,7 +60,7 @@ def check_launcher_args(args) -> None:
             raise ConfigError("--slurm-time, --slurm-cpus-per-task, --slurm-array-parallelism and --slurm-max-array "
                               "must be >= 1")
         try:
-            import submitit  # noqa: F401  (only to know it is there)
+            importlib.import_module("submitit")
         except ImportError:
             raise ConfigError("--launcher slurm needs submitit: pip install -e .[slurm] (or pip install submitit)") \
                 from None

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from sccl.device import resolve_device, set_threads
 from sccl.errors import ConfigError, TrainingDiverged
+from sccl.locks import check_writable, folder_lock
 from sccl.model import RecurrentSNN
 from sccl.results import package_versions, read_json, torch_load, torch_save, write_csv, write_json
 from sccl.splits import DEFAULT_FIRST_SPEAKERS, Split, format_ids, make_batches, make_split
@@ -87,9 +88,17 @@ def _epoch_batches(train_idx: np.ndarray, cfg: PretrainConfig, epoch: int) -> li
 
 
 def pretrain(cfg: PretrainConfig, ds: Dataset, out_dir: str | Path, force: bool = False) -> Path:
-    """Train (or resume, or skip when finished) the model for ``cfg``; returns its run folder."""
+    """Train (or resume, or skip when finished) the model for ``cfg``; returns its run folder. Two processes asked
+    for the same model take turns (the second waits, then finds it finished)."""
     check_training_settings(cfg.epochs, cfg.lr, cfg.batch_size, cfg.seed, min_epochs=1)
+    check_writable(out_dir)
     folder = run_dir(out_dir, cfg.split, cfg.scenario, cfg.held_out, cfg.seed, cfg.first_speakers)
+    lock = folder.parent / ".locks" / f"{folder.name}.lock"
+    with folder_lock(lock, lambda pid: print(f"{folder.name}: being trained by process {pid}; waiting", flush=True)):
+        return _pretrain(cfg, ds, folder, force)
+
+
+def _pretrain(cfg: PretrainConfig, ds: Dataset, folder: Path, force: bool) -> Path:
     settings = json.loads(json.dumps(asdict(cfg)))  # tuples as lists, as config.json reads back
     config = {"settings": settings, "data": {"path": str(ds.path), "sha256": ds.sha256(),
               "synthetic": ds.synthetic, "nb_steps": ds.binned.nb_steps, "max_time": ds.binned.max_time},

@@ -292,6 +292,40 @@ def test_a_run_that_cannot_start_writes_nothing(world, tmp_path):
             pretrained=str(pre_dir(root, "sample_incremental")))
     with pytest.raises(ConfigError, match="asked for 999 replay batches"):
         run(c, ds, tmp_path)
-    assert not (tmp_path / "sample_incremental").exists()  # the corrected command starts clean
+    assert not list((tmp_path / "sample_incremental").glob("latent_replay-*"))  # no run folder: a clean restart
     ok = cfg("sample_incremental", "latent_replay", replay_batches=1, pretrained=c.pretrained)
     assert (run(ok, ds, tmp_path) / "summary.json").is_file()
+
+
+def test_two_sweeps_on_one_folder_run_every_run_once(world, tmp_path):
+    ds, root = world
+    out = tmp_path / "runs"
+    subprocess.run(["cp", "-r", str(root / "runs" / "pretrain"), str(out / "pretrain")], check=False)
+    out.mkdir(exist_ok=True)
+    subprocess.run(["cp", "-r", str(root / "runs" / "pretrain"), str(out)], check=True)
+    sweep = [sys.executable, "-m", "sccl.cl_sweep", "--scenario", "sample_incremental", "--speakers", "3",
+             "--strategies", "naive,latent_replay", "--depths", "1,2", "--latent-batches", "1", "--epochs", "2",
+             "--batch-size", "16", "--data-dir", str(ds.path.parent), "--out-dir", str(out)]
+    procs = [subprocess.Popen(sweep, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    finished = list((out / "sample_incremental").glob("*/summary.json"))
+    assert len(finished) == 3
+    for summary in finished:  # each run trained once: one "done" line in its log
+        assert (summary.parent / "log.txt").read_text().count("done in") == 1
+    rows = read_csv(out / "sample_incremental" / "all_runs.csv")
+    assert len(rows) == len({(r["run"], r["task"], r["epoch"]) for r in rows}) == 3 * 3
+
+
+@pytest.mark.parametrize("where", ["file", "proc"])
+def test_an_out_dir_that_cannot_be_written_is_one_line(world, tmp_path, where):
+    ds, root = world
+    target = tmp_path / "a_file" if where == "file" else Path("/proc/sccl-cannot-write-here")
+    if where == "file":
+        target.write_text("in the way")
+    r = subprocess.run([sys.executable, "-m", "sccl.continual_cli", "--scenario", "sample_incremental", "--strategy",
+                        "naive", "--speaker", "3", "--epochs", "1", "--data-dir", str(ds.path.parent),
+                        "--out-dir", str(target), "--quiet"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"error: cannot write into --out-dir {target}: ") and len(r.stderr.splitlines()) == 1
