@@ -26,7 +26,7 @@ from sccl.locks import check_writable, folder_lock
 from sccl.pretraining import is_finished, load_pretrained
 from sccl.results import write_csv, write_json
 from sccl.runs import RunConfig, pretrained_dir, run_folder
-from sccl.scenarios import Scenario, from_split
+from sccl.scenarios import HELD_OUT_FLAG, Scenario, from_split
 from sccl.splits import make_batches
 from sccl.strategies import Strategy, get_strategy
 from sccl.training import Batch, Dataset, accuracy, check_training_settings, predict, raw_batches, train_epoch
@@ -145,7 +145,7 @@ def validate(cfg: RunConfig, nb_steps: int) -> type[Strategy]:
     """The strategy class, once every setting is checked (before anything is written)."""
     cls = get_strategy(cfg.strategy)
     check_training_settings(cfg.epochs, cfg.lr, cfg.batch_size, cfg.seed)
-    if (cfg.held_out is None) != (cfg.scenario in ("progressive", "speakers")):
+    if (cfg.held_out is not None) != (cfg.scenario in HELD_OUT_FLAG):
         raise ConfigError(f"the {cfg.scenario} scenario " + ("takes no held-out id" if cfg.held_out is not None
                                                              else "needs a held-out speaker or class"))
     cls.validate(cfg, nb_steps)

@@ -131,8 +131,6 @@ def pretrain_job(scenario: str, held: int | None, seed: int, epochs: int, out_di
 
     ``argv``: further flags (data dir, device, batch size...). The job is done once the model exists, trained
     for ``epochs`` epochs when ``require_epochs`` (a shorter finished model is then trained on), else any."""
-    from pathlib import Path
-
     from sccl.pretraining import is_finished, run_dir, run_id
     from sccl.splits import DEFAULT_FIRST_SPEAKERS, format_ids
 
