@@ -11,7 +11,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,13 +36,26 @@ EVAL_BATCH = 256
 
 @dataclass
 class RunContext:
-    """What a strategy may look at: the network, the data, the device, the scenario and the run's log."""
+    """What a strategy may look at: the network, the data, the device, the scenario, the run's log, the cut depth
+    and the names of the parameters the run trains, and every task's training batches (:meth:`train_batches`)."""
 
     net: torch.nn.Module
     ds: Dataset
     device: torch.device
     scenario: Scenario
     log: Callable[[str], None]
+    depth: int | None = None
+    trainable: tuple[str, ...] = ()
+    batch_size: int = 64
+    task_batches: dict = field(default_factory=dict)
+
+    def train_batches(self, i: int) -> list[Batch]:
+        """Task ``i``'s training batches (task 0: the pretraining's), at the cut depth, built once and reused
+        (the new tasks' are the very batches the run trains on)."""
+        if i not in self.task_batches:
+            idx = make_batches(self.scenario.tasks[i].train, self.batch_size, drop_last=False)
+            self.task_batches[i] = cached_batches(self.net, self.ds, idx, self.depth, self.device)
+        return self.task_batches[i]
 
 
 class RunLog:
@@ -132,7 +145,8 @@ def fit_task(net, strategy: Strategy, i: int, new: list[Batch], epochs: int, lr:
         t0 = time.perf_counter()
         batches = strategy.epoch_batches(new)
         with tqdm(total=len(batches), desc=f"task {i} epoch {epoch}/{epochs}", leave=False, disable=quiet) as bar:
-            loss, _ = train_epoch(net, optimizer, batches, bar, strategy.extra_loss, strategy.edit_gradients)
+            loss, _ = train_epoch(net, optimizer, batches, bar, strategy.extra_loss, strategy.edit_gradients,
+                                  strategy.after_step)
         record(epoch, loss, time.perf_counter() - t0)
     return rows
 
@@ -216,13 +230,15 @@ def _run(cfg: RunConfig, cls: type[Strategy], ds: Dataset, pre_dir: Path, folder
     correct, _, _ = evaluate()
     matrix = [evaluate.row(correct)]
 
-    strategy = cls(cfg, RunContext(net, ds, device, scenario, log))
+    trainable = tuple(cls.trainable(cfg, net))
+    ctx = RunContext(net, ds, device, scenario, log, depth, trainable, cfg.batch_size,
+                     {i: b for i, b in enumerate(new_train, start=1)})
+    strategy = cls(cfg, ctx)
     strategy.end_task(0)
     replay = strategy.replay_batches()
     replay_acc = accuracy(net, replay) if replay else float("nan")
     if replay:
         log(f"pretrained model's accuracy on the replay memory: {replay_acc:.4f}")
-    trainable = tuple(cls.trainable(cfg, net))
     for name, p in net.named_parameters():
         p.requires_grad_(name in trainable)
     fresh_folder(folder)  # everything is checked: only now is anything written

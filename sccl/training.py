@@ -107,11 +107,12 @@ def nll_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def train_epoch(net, optimizer, batches: list[Batch], progress=None, extra_loss=None,
-                edit_gradients=None) -> tuple[float, float]:
+                edit_gradients=None, after_step=None) -> tuple[float, float]:
     """One optimiser step per batch, in the given order. Returns (mean loss, running accuracy).
 
-    ``extra_loss(batch, logits)``: a term added to the NLL (or None); ``edit_gradients()``: called between
-    backward and the step (a strategy's hooks). The loss reported is the whole objective."""
+    A strategy's hooks: ``extra_loss(batch, logits)``, a term added to the NLL (or None); ``edit_gradients()``,
+    called between backward and the step; ``after_step()``, called after the step. The loss reported is the
+    whole objective."""
     net.train()
     total_loss, correct, seen = 0.0, 0, 0
     for batch in batches:
@@ -126,6 +127,8 @@ def train_epoch(net, optimizer, batches: list[Batch], progress=None, extra_loss=
         if edit_gradients is not None:
             edit_gradients()
         optimizer.step()
+        if after_step is not None:
+            after_step()
         value = loss.item()
         if not math.isfinite(value):
             raise TrainingDiverged(f"the training loss became {value} (diverged); lower --lr and run again")

@@ -6,8 +6,13 @@ The engine runs a scenario's tasks in order (task 0 is the pretraining, already 
     for each later task i:
         start_task(i)                     prepare for task i
         every epoch: epoch_batches(new)   the batches of the epoch: new data, plus whatever the strategy adds
-            every step: loss = NLL + extra_loss(batch, logits); backward; edit_gradients(); optimiser step
+            every step: loss = NLL + extra_loss(batch, logits); backward; edit_gradients(); optimiser step;
+                        after_step()
         end_task(i)                       consolidate task i (not after the last task: nothing would use it)
+
+What a strategy may read is its :class:`~sccl.engine.RunContext`: ``ctx.net``, ``ctx.trainable`` (the names of
+the parameters trained), ``ctx.depth`` (the cut) and ``ctx.train_batches(i)`` (task i's training batches at the
+cut, task 0 included).
 
 A strategy that keeps something across tasks reports its size in ``memory_bytes_stored`` (the bytes actually
 held) and ``memory_bits_analytic`` (the paper's formula where there is one).
@@ -81,6 +86,9 @@ class Strategy:
     def edit_gradients(self) -> None:
         """Change the gradients between backward and the optimiser step (e.g. project them)."""
 
+    def after_step(self) -> None:
+        """After the optimiser step (e.g. accumulate a path integral)."""
+
     def end_task(self, i: int) -> None:
         """After task ``i`` (task 0: the pretraining, before the first new task)."""
 
@@ -96,6 +104,11 @@ class Strategy:
 
     def describe_memory(self) -> str:
         return "none"
+
+    def trained_parameters(self) -> dict[str, torch.nn.Parameter]:
+        """The parameters this run trains (``ctx.trainable``), by name."""
+        params = dict(self.ctx.net.named_parameters())
+        return {n: params[n] for n in self.ctx.trainable}
 
     def replay_batches(self) -> list["Batch"]:
         """The stored samples as batches (empty when the strategy stores none)."""
