@@ -49,7 +49,7 @@ def pre_dir(root, scenario):
 
 def cfg(scenario, strategy, **kw):
     base = dict(scenario=scenario, strategy=strategy, held_out=HELD[scenario], epochs=1, batch_size=BS[scenario],
-                quiet=True, **STRATEGY_SETTINGS[strategy])
+                quiet=True, **STRATEGY_SETTINGS.get(strategy, {}))
     base.update(kw)
     return RunConfig(**base)
 

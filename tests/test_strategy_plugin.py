@@ -55,12 +55,12 @@ from sccl.continual_cli import build_parser, config_from_args
 cls = REGISTRY["anchored"]
 args = build_parser("anchored", "sample_incremental").parse_args(["--speaker", "3", "--anchor-weight", "2"])
 cfg = config_from_args(args, "anchored", "sample_incremental")
-print(list(REGISTRY), cfg.options)
+print(list(REGISTRY)[:3], "anchored" in REGISTRY, cfg.options)
 '''
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "['naive', 'rehearsal', 'latent_replay', 'anchored'] {'anchor_weight': 2.0}"
+    assert r.stdout.strip() == "['naive', 'rehearsal', 'latent_replay'] True {'anchor_weight': 2.0}"
 
 
 def test_the_engine_calls_the_hooks_of_a_new_strategy(tmp_path, monkeypatch):

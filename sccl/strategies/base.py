@@ -70,6 +70,15 @@ class Strategy:
         """Names of the parameters this strategy trains."""
         return net.trainable_for_depth(cls.cut_depth(cfg))
 
+    def option(self, dest: str):
+        """A strategy's own setting (``cfg.options``), or its flag's default when the config was built without it."""
+        if dest in self.cfg.options:
+            return self.cfg.options[dest]
+        for flag in self.flags:
+            if flag.dest == dest:
+                return flag.default
+        raise KeyError(f"{self.name} has no option '{dest}'")
+
     # ------------------------------------------------------------------------------------------ hooks
 
     def start_task(self, i: int) -> None:
