@@ -16,8 +16,10 @@ under ``RUNS/pretrain/``; see :mod:`sccl.report_data`) and writes, each file ato
 README mode replaces, in the README, every block between a line ``<!-- results:NAME -->`` and a line
 ``<!-- /results:NAME -->`` by the generated markdown of NAME (:func:`readme_blocks`: ``pretraining``,
 ``sample_incremental``, ``class_incremental``, ``progressive``, ``speakers``, ``compression``). The blocks hold
-no timings and no paths, so that ``--check`` compares deterministically. When any run used synthetic data, the
-title, headings and captions say "synthetic SHD-format data, not SHD".
+no timings and no paths, so that ``--check`` compares deterministically. Each block records the float32
+numerics fingerprint of the machine that made it (:mod:`sccl.numerics`); on a machine whose kernels round
+differently, ``--check`` compares the blocks' layout (every number masked) and says so. When any run used
+synthetic data, the title, headings and captions say "synthetic SHD-format data, not SHD".
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 
 from sccl import metrics
 from sccl.errors import SCCLError
+from sccl.numerics import fingerprint
 from sccl.figures import FIGURE_TITLES, FIGURES, make_figures, raster_figure
 from sccl.report_data import (SCENARIOS, SUMMARY_COLUMNS, SYNTHETIC_LABEL, aggregate, group_key, load_pretrain_runs,
                               load_runs, seed_mean_std, summary_rows)
@@ -45,6 +48,8 @@ __all__ = ["METRIC_DEFINITIONS", "SYNTHETIC_LABEL", "SUMMARY_COLUMNS", "FIGURES"
 README_BLOCKS = ("pretraining", *SCENARIOS, "compression")
 SEQUENCE_SCENARIOS = ("progressive", "speakers")
 _MARKER = re.compile(r"^\s*<!--\s*(/?)results:([\w.-]+)\s*-->\s*$")
+_NUMERICS = re.compile(r"<!-- numerics: (\w+) -->")
+_NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)*(?:e[-+]?\d+)?")
 
 
 def _metric_definitions() -> str:
@@ -165,13 +170,25 @@ def readme_blocks(records: list[dict], pretrain_records: list[dict]) -> dict[str
                             if sg else f"_No finished {scenario} runs._")
     table = compression_table(groups, label_of(records)) if groups else None
     blocks["compression"] = table or "_No pair of compressed and uncompressed latent-replay runs._"
-    return blocks
+    stamp = f"<!-- numerics: {fingerprint()} -->"
+    return {name: f"{stamp}\n{text}" for name, text in blocks.items()}
+
+
+def _comparable(old: str, new: str) -> tuple[str, str, bool]:
+    """The two texts as compared: whole when made with the same float32 numerics, else with every number
+    masked (True: masked)."""
+    a, b = _NUMERICS.search(old), _NUMERICS.search(new)
+    if a and b and a.group(1) != b.group(1):
+        return _NUMBER.sub("#", _NUMERICS.sub("", old)), _NUMBER.sub("#", _NUMERICS.sub("", new)), True
+    return old, new, False
 
 
 def update_readme(path, blocks: dict[str, str], check: bool) -> list[str]:
     """Replace every marked block of the README at ``path`` whose name is in ``blocks`` (unless ``check``: then
     nothing is written) and return the names of the blocks that differ(ed). Blocks without generated text are
-    left as they are. Raises :class:`~sccl.errors.SCCLError` for a README without markers or an unclosed one."""
+    left as they are. With ``check``, a block made on a machine with other float32 numerics is compared by its
+    layout only (a note says so). Raises :class:`~sccl.errors.SCCLError` for a README without markers or an
+    unclosed one."""
     path = Path(path)
     try:
         lines = path.read_text().splitlines(keepends=True)
@@ -191,7 +208,11 @@ def update_readme(path, blocks: dict[str, str], check: bool) -> list[str]:
             raise SCCLError(f"{path}: <!-- results:{name} --> has no closing <!-- /results:{name} --> line")
         old = "".join(lines[i:end])
         new = old if name not in blocks else "\n" + blocks[name].strip("\n") + "\n\n"
-        if new != old:
+        a, b, masked = _comparable(old, new)
+        if check and masked:
+            print(f"{path}: block '{name}' was made on a machine whose float32 kernels round differently "
+                  f"({_NUMERICS.search(old).group(1)}; here {fingerprint()}): its layout is compared, not its numbers")
+        if (a != b) if check else (new != old):
             differ.append(name)
         out += [new, lines[end]]
         i = end + 1
