@@ -54,6 +54,9 @@ def add_sweep_flags(p: argparse.ArgumentParser, scenario: str) -> None:
                    help=f"stored steps S ('none' = uncompressed); latent_replay default: {steps}; "
                         f"{COMPRESSED_ALIAS} default: 50,20,10")
     p.add_argument("--compression", default="or", help="or, sum or or,sum")
+    p.add_argument("--set", action="append", default=[], dest="sets", metavar="STRATEGY.FLAG=V1,V2",
+                   help="sweep a strategy's own flag over values, e.g. ewc.ewc-lambda=10,100 or "
+                        "latent_replay.regularizer=none,ewc (repeatable; every combination runs)")
     p.add_argument("--seeds", default="0")
     p.add_argument("--epochs", type=int, default=SCENARIO[scenario]["epochs"], help="(default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=SCENARIO[scenario]["batch_size"])
@@ -73,6 +76,34 @@ def add_sweep_flags(p: argparse.ArgumentParser, scenario: str) -> None:
 
 def _steps(text: str) -> list[int | None]:
     return [None if s.strip() == "none" else parse_int_list(s, 1, 10**6, "stored steps")[0] for s in text.split(",")]
+
+
+def parse_sets(sets: list[str]) -> dict[str, list[tuple[str, list[str]]]]:
+    """``["ewc.ewc-lambda=10,100"]`` -> ``{"ewc": [("--ewc-lambda", ["10", "100"])]}``."""
+    out: dict[str, list[tuple[str, list[str]]]] = defaultdict(list)
+    for text in sets:
+        target, _, values = text.partition("=")
+        strategy, _, flag = target.partition(".")
+        if not (strategy and flag and values):
+            raise ConfigError(f"--set takes STRATEGY.FLAG=V1,V2 (e.g. ewc.ewc-lambda=10,100), got '{text}'")
+        if strategy not in REGISTRY:
+            raise ConfigError(f"--set {text}: unknown strategy '{strategy}' (choose from {', '.join(REGISTRY)})")
+        known = {f.name for f in REGISTRY[strategy].all_flags()}
+        if "--" + flag not in known:
+            raise ConfigError(f"--set {text}: {strategy} has no flag --{flag} (its flags: {', '.join(sorted(known))})")
+        out[strategy].append(("--" + flag, values.split(",")))
+    return dict(out)
+
+
+def _with_sets(runs: list[tuple[str, list[str]]], sets: dict) -> list[tuple[str, list[str]]]:
+    """Every run once per combination of its strategy's swept flags."""
+    out = []
+    for strategy, argv in runs:
+        variants = [argv]
+        for flag, values in sets.get(strategy, []):
+            variants = [v + [flag, value] for v in variants for value in values]
+        out += [(strategy, v) for v in variants]
+    return out
 
 
 def expand(args, scenario: str) -> list[tuple[str, list[str]]]:
@@ -116,7 +147,7 @@ def expand(args, scenario: str) -> list[tuple[str, list[str]]]:
                     runs += [(strategy, argv + ["--rehearsal-batches", str(r)]) for r in rehearsal]
                 else:
                     runs.append((strategy, argv))
-    return runs
+    return _with_sets(runs, parse_sets(getattr(args, "sets", None) or []))
 
 
 def sweep_jobs(args, scenario: str) -> tuple[list[Job], list[Job]]:
@@ -156,18 +187,19 @@ def print_table(summary_csv: Path) -> None:
         return
     groups = defaultdict(list)
     for r in read_csv(summary_csv):
-        groups[(r["strategy"], r["depth"], r["replay_batches"], r["stored_steps"], r["compression"])].append(r)
+        groups[(r["strategy"], r["depth"], r["replay_batches"], r["stored_steps"], r["compression"],
+                r.get("options", ""))].append(r)
     print(f"\n{'strategy':<16}{'depth':>6}{'memory':>7}{'S':>5}{'mode':>5}{'runs':>5}"
-          f"{'old':>8}{'new':>8}{'all':>8}{'forget':>8}{'memory KB':>11}")
+          f"{'old':>8}{'new':>8}{'all':>8}{'forget':>8}{'memory KB':>11}  options")
     for key in sorted(groups, key=lambda k: tuple(str(x) for x in k)):
         rs = groups[key]
         mean = {c: float(np.nanmean([float(r[c] or "nan") for r in rs])) for c in
                 ("old_after", "new_after", "all_after", "forgetting", "memory_bytes")}
-        strategy, depth, n, s, mode = key
+        strategy, depth, n, s, mode, options = key
         s = s if s not in ("", "None") else "-"
         print(f"{strategy:<16}{depth or '-':>6}{n:>7}{s:>5}{mode if mode != 'none' else '-':>5}{len(rs):>5}"
               f"{mean['old_after']:>8.3f}{mean['new_after']:>8.3f}{mean['all_after']:>8.3f}"
-              f"{mean['forgetting']:>8.3f}{mean['memory_bytes'] / 1000:>11.1f}")
+              f"{mean['forgetting']:>8.3f}{mean['memory_bytes'] / 1000:>11.1f}  {options or '-'}")
 
 
 def main(argv=None, scenario: str | None = None) -> None:

@@ -74,7 +74,7 @@ def build_parser(strategy: str, scenario: str, entry: str | None = None) -> argp
     p.add_argument("--device", default=COMMON["device"], choices=["cpu", "cuda", "auto"])
     p.add_argument("--threads", type=int, default=COMMON["threads"], help="torch threads (default 1)")
     p.add_argument("--keep-last", action="store_true", help="keep the last incomplete new-data batch")
-    for flag in cls.flags:
+    for flag in cls.all_flags():
         if flag.dest == "class_mixed" and scenario not in CLASS_SCENARIOS:
             continue
         default = defaults.get(flag.default, flag.default) if isinstance(flag.default, str) else flag.default
@@ -93,7 +93,7 @@ def build_parser(strategy: str, scenario: str, entry: str | None = None) -> argp
 
 def config_from_args(args, strategy: str, scenario: str) -> RunConfig:
     held = getattr(args, "speaker", None) if scenario == "sample_incremental" else getattr(args, "removed_class", None)
-    own = {f.dest: getattr(args, f.dest) for f in get_strategy(strategy).flags if hasattr(args, f.dest)}
+    own = {f.dest: getattr(args, f.dest) for f in get_strategy(strategy).used_flags(args) if hasattr(args, f.dest)}
     values = {k: v for k, v in own.items() if k in config_fields()}
     values["options"] = {k: v for k, v in own.items() if k not in config_fields()}
     if strategy == "rehearsal":

@@ -38,13 +38,13 @@ REAL_LABEL = "SHD"
 SCENARIOS = ("sample_incremental", "class_incremental", "progressive", "speakers")
 NB_STEPS_DEFAULT = 100  # time steps of a sample when a run's memory text does not say
 #: display order of strategies; "compressed_latent_replay" and "no_replay" are latent_replay variants
-STRATEGY_ORDER = ("naive", "no_replay", "rehearsal", "latent_replay", "compressed_latent_replay")
+STRATEGY_ORDER = ("naive", "joint", "no_replay", "rehearsal", "latent_replay", "compressed_latent_replay")
 
 SUMMARY_COLUMNS = [
     "scenario", "strategy", "held_out", "depth", "replay_batches", "replay_samples", "stored_steps", "compression",
     "seed", "epochs", "lr", "old_before", "old_after", "new_after", "all_after", "acc", "bwt", "forgetting",
     "replay_memory_accuracy", "memory_bits", "memory_bytes", "memory_kb", "seconds_per_epoch", "seconds", "split",
-    "data", "run",
+    "data", "options", "run",
 ]
 METRIC_KEYS = ("old_before", "old_after", "new_after", "all_after", "acc", "bwt", "forgetting")
 
@@ -86,15 +86,23 @@ def _memory_numbers(text) -> tuple[int | str, int]:
     return (int(samples.group(1)) if samples else ""), (int(steps.group(1)) if steps else NB_STEPS_DEFAULT)
 
 
-def _variant(strategy: str, replay_batches, stored_steps, nb_steps: int) -> str:
+def _variant(strategy: str, replay_batches, stored_steps, nb_steps: int, options: dict | None = None) -> str:
     """What the tables call a run: latent replay without memory is "no_replay", with fewer stored steps than
-    time steps "compressed_latent_replay"; every other strategy keeps its registry name."""
+    time steps "compressed_latent_replay", and "+ewc" (etc.) with a regularizer on top; every other strategy
+    keeps its registry name."""
     if strategy != "latent_replay":
         return strategy
+    regularizer = (options or {}).get("regularizer") or "none"
+    extra = "" if regularizer == "none" else f"+{regularizer}"
     if number(replay_batches) == 0:
-        return "no_replay"
+        return "no_replay" + extra
     S = number(stored_steps)
-    return "compressed_latent_replay" if math.isfinite(S) and S < nb_steps else "latent_replay"
+    return ("compressed_latent_replay" if math.isfinite(S) and S < nb_steps else "latent_replay") + extra
+
+
+def options_text(options: dict | None) -> str:
+    """A strategy's own settings as one cell: "ewc_lambda=100;fisher_samples=200"."""
+    return ";".join(f"{k}={v}" for k, v in sorted((options or {}).items()))
 
 
 def run_row(folder, summary: dict, epochs: list[dict] | None = None) -> dict:
@@ -129,7 +137,8 @@ def run_row(folder, summary: dict, epochs: list[dict] | None = None) -> dict:
         "memory_kb": number(memory_bytes) / 1000,
         "seconds_per_epoch": _blank_none(summary.get("seconds_per_epoch")),
         "seconds": _blank_none(summary.get("wall_seconds")),
-        "split": c.get("split", ""), "data": _data_label(summary.get("data")), "run": folder.name,
+        "split": c.get("split", ""), "data": _data_label(summary.get("data")),
+        "options": options_text(c.get("options")), "run": folder.name,
     }
 
 
@@ -148,7 +157,8 @@ def _record(folder: Path, summary: dict) -> dict:
     _, nb_steps = _memory_numbers(summary.get("memory"))
     return {
         "row": row, "config": summary["config"], "summary": summary, "folder": folder, "epochs": epochs,
-        "variant": _variant(row["strategy"], row["replay_batches"], row["stored_steps"], nb_steps),
+        "variant": _variant(row["strategy"], row["replay_batches"], row["stored_steps"], nb_steps,
+                            summary["config"].get("options")),
         "nb_steps": nb_steps, "matrix": R, "counts": counts, "curve": curve,
         "task_names": [str(t.get("name", j)) for j, t in enumerate(summary["tasks"])],
         "acc_steps": [metrics.average_accuracy(R, t) for t in everything],
@@ -229,9 +239,11 @@ def load_pretrain_runs(runs_dir: str | os.PathLike) -> tuple[list[dict], list[st
 
 
 def _other_settings(rec: dict) -> tuple:
-    """Config settings not shown in their own column (lists as tuples; dicts left out)."""
+    """Config settings not shown in their own column (lists as tuples), a strategy's own options included."""
     items = []
-    for k, v in rec["config"].items():
+    config = dict(rec["config"])
+    config.update(config.pop("options", None) or {})
+    for k, v in config.items():
         if k in _NOT_OTHER_SETTINGS or isinstance(v, dict):
             continue
         items.append((k, tuple(v) if isinstance(v, list) else v))

@@ -82,6 +82,8 @@ class RunConfig:
             parts.append(f"n{self.replay_batches}")
         if self.stored_steps is not None:
             parts.append(f"S{self.stored_steps}{self.compression}")
+        if self.options.get("regularizer", "none") != "none":
+            parts.append(self.options["regularizer"])
         return "-".join(parts + [f"seed{self.seed}"])
 
 

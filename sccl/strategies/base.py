@@ -53,6 +53,17 @@ class Strategy:
     def __init__(self, cfg: "RunConfig", ctx: "RunContext"):
         self.cfg, self.ctx = cfg, ctx
 
+    @classmethod
+    def all_flags(cls) -> tuple[Flag, ...]:
+        """Every flag of the strategy's command line (its own; more where it hosts other strategies' hooks)."""
+        return cls.flags
+
+    @classmethod
+    def used_flags(cls, args) -> tuple[Flag, ...]:
+        """The flags whose values the run's settings record, given the parsed ``args`` (a hosting strategy records
+        only the hosted strategy it was asked for, so that other strategies' defaults never enter its stamp)."""
+        return cls.all_flags()
+
     # ------------------------------------------------------------------------------------------ declarations
 
     @classmethod

@@ -1,6 +1,11 @@
 """Latent replay (Pellegrini et al., 2020), with the paper's time compression as a parameter: freeze the layers at
 or below ``latent_depth``, store their activity on past tasks' samples (optionally keeping only S of the T steps,
-windows OR-ed or summed), and train the layers above on the new data plus the replayed latents."""
+windows OR-ed or summed), and train the layers above on the new data plus the replayed latents.
+
+``--regularizer NAME`` adds a regularisation or projection strategy on top (:data:`REGULARIZERS`): an instance of
+that strategy with the same settings and context, whose hooks run after the replay's on the trained layers above
+the cut; its memory is added to the replay's.
+"""
 
 import torch
 
@@ -9,6 +14,22 @@ from sccl.replay import MODES, build_latent_memory
 from sccl.strategies.base import Flag
 from sccl.strategies.replaying import REPLAY_FLAGS, ReplayStrategy
 from sccl.training import raw_batches
+
+
+#: strategies that can run on top of latent replay (``--regularizer``)
+REGULARIZERS = ("ewc", "si", "lwf", "projection")
+
+
+def _registered(name: str) -> bool:
+    from sccl.strategies import REGISTRY
+
+    return name in REGISTRY
+
+
+def _regularizer(name: str):
+    from sccl.strategies import get_strategy
+
+    return get_strategy(name)
 
 
 class LatentReplay(ReplayStrategy):
@@ -28,11 +49,74 @@ class LatentReplay(ReplayStrategy):
              type=str, default="or", choices=MODES),
     ) + REPLAY_FLAGS
 
+    def __init__(self, cfg, ctx):
+        super().__init__(cfg, ctx)
+        name = cfg.options.get("regularizer", "none")
+        self.regularizer = None if name == "none" else _regularizer(name)(cfg, ctx)
+
+    @classmethod
+    def all_flags(cls):
+        """Latent replay's flags, ``--regularizer`` and the flags of every strategy it can host."""
+        hosted = [f for name in REGULARIZERS if _registered(name) for f in _regularizer(name).flags]
+        names = {f.name for f in cls.flags}
+        unique = [f for i, f in enumerate(hosted) if f.name not in names and f.name not in {g.name for g in hosted[:i]}]
+        choices = ("none",) + tuple(n for n in REGULARIZERS if _registered(n))
+        return cls.flags + (Flag("--regularizer", "regularizer", "a regularisation or projection strategy on top of "
+                                 "the replay, on the layers above the cut", type=str, default="none",
+                                 choices=choices),) + tuple(unique)
+
+    @classmethod
+    def used_flags(cls, args):
+        name = getattr(args, "regularizer", "none")
+        if name == "none":
+            return cls.flags
+        return cls.flags + tuple(f for f in cls.all_flags() if f.dest == "regularizer") + _regularizer(name).flags
+
     @classmethod
     def validate(cls, cfg, nb_steps):
         super().validate(cfg, nb_steps)
         if cfg.latent_depth not in (0, 1, 2, 3):
             raise ConfigError(f"--latent-depth must be 0, 1, 2 or 3, got {cfg.latent_depth}")
+        name = cfg.options.get("regularizer", "none")
+        if name != "none":
+            if name not in REGULARIZERS or not _registered(name):
+                raise ConfigError(f"--regularizer must be none or one of {', '.join(REGULARIZERS)}, got '{name}'")
+            _regularizer(name).validate(cfg, nb_steps)
+
+    # ------------------------------------------------------------------------------------------ hosted hooks
+
+    def start_task(self, i):
+        super().start_task(i)
+        if self.regularizer:
+            self.regularizer.start_task(i)
+
+    def extra_loss(self, batch, logits):
+        return self.regularizer.extra_loss(batch, logits) if self.regularizer else None
+
+    def edit_gradients(self):
+        if self.regularizer:
+            self.regularizer.edit_gradients()
+
+    def after_step(self):
+        if self.regularizer:
+            self.regularizer.after_step()
+
+    def end_task(self, i):
+        super().end_task(i)
+        if self.regularizer:
+            self.regularizer.end_task(i)
+
+    @property
+    def memory_bits_analytic(self):
+        return super().memory_bits_analytic + (self.regularizer.memory_bits_analytic if self.regularizer else 0)
+
+    @property
+    def memory_bytes_stored(self):
+        return super().memory_bytes_stored + (self.regularizer.memory_bytes_stored if self.regularizer else 0)
+
+    def describe_memory(self):
+        text = super().describe_memory()
+        return text + (f"; {self.regularizer.name}: {self.regularizer.describe_memory()}" if self.regularizer else "")
 
     @classmethod
     def cut_depth(cls, cfg):
