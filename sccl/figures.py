@@ -5,6 +5,7 @@
 * ``fig5b_accuracy_vs_depth``: final accuracy vs latent depth per replay size;
 * ``accuracy_vs_memory``: final accuracy vs the replay memory actually stored (rehearsal, LR, compressed LR);
 * ``fig6_progressive``: ACC and accuracy on every task after each step, one panel per sequence scenario;
+* ``methods_accuracy_vs_bytes``: every method's final accuracy vs the bytes it keeps (:mod:`sccl.report_methods`);
 * ``raster_compression``: one sample's input spikes, its latent, the compressed latent and its un-compressed
   replay (needs a finished pretraining run and its data file).
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from sccl.errors import SCCLError
 from sccl.report_data import SYNTHETIC_LABEL, aggregate, number, seed_mean_std
+from sccl.report_methods import methods_figure
 from sccl.report_tables import SCENARIO_TITLES, STRATEGY_NAMES, config_name
 from sccl.results import read_json
 
@@ -36,6 +38,7 @@ FIGURE_TITLES = {
                           "latent replay",
     "fig6_progressive": "Fig. 6: accuracy after each new task of the sequence scenarios",
     "raster_compression": "Spike raster of one sample: input, latent, compressed latent, un-compressed",
+    "methods_accuracy_vs_bytes": "Every method: final accuracy vs the memory it keeps across tasks (KB, log scale)",
 }
 FIGURES = tuple(FIGURE_TITLES)
 TWO_TASK = ("sample_incremental", "class_incremental")
@@ -372,7 +375,8 @@ def make_figures(records: list[dict], runs_dir, fig_dir) -> tuple[dict, dict, di
               "fig5b_accuracy_vs_depth": lambda stem: fig5b(records, stem),
               "accuracy_vs_memory": lambda stem: accuracy_vs_memory(records, stem),
               "fig6_progressive": lambda stem: fig6(records, stem),
-              "raster_compression": lambda stem: raster_compression(records, runs_dir, stem)}
+              "raster_compression": lambda stem: raster_compression(records, runs_dir, stem),
+              "methods_accuracy_vs_bytes": lambda stem: methods_figure(records, stem, _write, _figure, _style, Skip)}
     written, captions, skipped = {}, {}, {}
     for name, make in makers.items():
         try:

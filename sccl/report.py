@@ -15,8 +15,8 @@ under ``RUNS/pretrain/``; see :mod:`sccl.report_data`) and writes, each file ato
 
 README mode replaces, in the README, every block between a line ``<!-- results:NAME -->`` and a line
 ``<!-- /results:NAME -->`` by the generated markdown of NAME (:func:`readme_blocks`: ``pretraining``,
-``sample_incremental``, ``class_incremental``, ``progressive``, ``speakers``, ``compression``). The blocks hold
-no timings and no paths, so that ``--check`` compares deterministically. Each block records the float32
+``sample_incremental``, ``class_incremental``, ``progressive``, ``speakers``, ``compression``, ``methods``).
+The blocks hold no paths, and no timings but the methods' seconds per epoch, which ``--check`` masks. Each block records the float32
 numerics fingerprint of the machine that made it (:mod:`sccl.numerics`); on a machine whose kernels round
 differently, ``--check`` compares the blocks' layout (every number masked) and says so. When any run used
 synthetic data, the title, headings and captions say "synthetic SHD-format data, not SHD".
@@ -35,6 +35,7 @@ from sccl import metrics
 from sccl.errors import SCCLError
 from sccl.numerics import fingerprint
 from sccl.figures import FIGURE_TITLES, FIGURES, make_figures, raster_figure
+from sccl.report_methods import TIMING_UNIT, methods_tables
 from sccl.report_data import (SCENARIOS, SUMMARY_COLUMNS, SYNTHETIC_LABEL, aggregate, group_key, load_pretrain_runs,
                               load_runs, seed_mean_std, summary_rows)
 from sccl.report_tables import (SCENARIO_TITLES, compression_table, label_of, metrics_table, pretraining_tables,
@@ -45,10 +46,11 @@ __all__ = ["METRIC_DEFINITIONS", "SYNTHETIC_LABEL", "SUMMARY_COLUMNS", "FIGURES"
            "readme_blocks", "update_readme", "load_runs", "summary_rows", "seed_mean_std", "group_key", "aggregate",
            "raster_figure", "main"]
 
-README_BLOCKS = ("pretraining", *SCENARIOS, "compression")
+README_BLOCKS = ("pretraining", *SCENARIOS, "compression", "methods")
 SEQUENCE_SCENARIOS = ("progressive", "speakers")
 _MARKER = re.compile(r"^\s*<!--\s*(/?)results:([\w.-]+)\s*-->\s*$")
 _NUMERICS = re.compile(r"<!-- numerics: (\w+) -->")
+_TIMING = re.compile(r"\d+(?:\.\d+)?" + re.escape(TIMING_UNIT) + r"\b")  # seconds cells: the machine's, not results
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)*(?:e[-+]?\d+)?")
 
 
@@ -138,6 +140,9 @@ def build_report(results_dir, runs_dir=None, title_note: str | None = None) -> d
                                   "number of replay batches.", ""]
     number += bool(table)
     section += 1
+    lines += [f"## {section}. Every method compared{tag}", "", methods_tables(records, label_of) or "No finished runs.",
+              ""]
+    section += 1
     lines += [f"## {section}. Continual-learning metrics per strategy{tag}", "",
               metrics_table(groups, label, number) if groups else "No finished runs.", ""]
     section += 1
@@ -170,13 +175,15 @@ def readme_blocks(records: list[dict], pretrain_records: list[dict]) -> dict[str
                             if sg else f"_No finished {scenario} runs._")
     table = compression_table(groups, label_of(records)) if groups else None
     blocks["compression"] = table or "_No pair of compressed and uncompressed latent-replay runs._"
+    blocks["methods"] = methods_tables(records, label_of) or "_No finished runs._"
     stamp = f"<!-- numerics: {fingerprint()} -->"
     return {name: f"{stamp}\n{text}" for name, text in blocks.items()}
 
 
 def _comparable(old: str, new: str) -> tuple[str, str, bool]:
-    """The two texts as compared: whole when made with the same float32 numerics, else with every number
-    masked (True: masked)."""
+    """The two texts as compared (seconds masked): whole when made with the same float32 numerics, else with
+    every number masked (True: masked)."""
+    old, new = _TIMING.sub("#", old), _TIMING.sub("#", new)  # times are never compared
     a, b = _NUMERICS.search(old), _NUMERICS.search(new)
     if a and b and a.group(1) != b.group(1):
         return _NUMBER.sub("#", _NUMERICS.sub("", old)), _NUMBER.sub("#", _NUMERICS.sub("", new)), True

@@ -23,7 +23,8 @@ SCENARIO_TITLES = {"sample_incremental": "Sample-incremental (new speaker)",
                    "speakers": "Speakers (a first group of speakers, then one speaker at a time)"}
 ID_NAMES = {"sample_incremental": "speakers", "class_incremental": "classes"}
 STRATEGY_NAMES = {"naive": "naive", "no_replay": "no replay", "rehearsal": "rehearsal", "latent_replay": "LR",
-                  "compressed_latent_replay": "compressed LR"}
+                  "compressed_latent_replay": "compressed LR", "joint": "joint", "ewc": "EWC", "si": "SI",
+                  "lwf": "LwF", "projection": "projection", "latent_replay_fewer_steps": "fewer-step LR"}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -63,7 +64,8 @@ def label_of(records) -> str:
 
 
 def _strategy(g: dict) -> str:
-    return STRATEGY_NAMES.get(g["variant"], g["variant"])
+    """"LR", or "LR + EWC" for a regularizer hosted by latent replay."""
+    return " + ".join(STRATEGY_NAMES.get(part, part) for part in g["variant"].split("+"))
 
 
 def _s_text(row: dict) -> str:

@@ -262,3 +262,36 @@ def test_a_block_made_with_other_float32_numerics_is_checked_by_its_layout(tmp_p
     assert report.update_readme(readme, blocks, check=True) == ["pretraining"]
     readme.write_text(made.format(fp=here, n="61.2").replace("± 1.5", "± 1.0"))
     assert report.update_readme(readme, blocks, check=True) == []
+
+
+def test_every_method_is_one_row_named_by_what_makes_it_differ(tmp_path):
+    from sccl.report_methods import methods_tables
+
+    runs = tmp_path / "runs"
+    R = [[0.9, 0.1], [0.7, 0.5]]
+    specs = [("ewc", {"ewc_lambda": 100.0}, 800), ("ewc", {"ewc_lambda": 10.0}, 800), ("joint", {}, 5000),
+             ("latent_replay", {"regularizer": "projection", "subspace": "hebbian"}, 900), ("projection", {}, 0)]
+    for strategy, options, kb in specs:
+        for seed in (0, 1):
+            folder = make_run(runs, "class_incremental", strategy, R, [40, 10], seed, 7,
+                              depth=2 if strategy == "latent_replay" else None,
+                              batches=1 if strategy == "latent_replay" else 0, memory_bytes=kb)
+            summary = json.loads((folder / "summary.json").read_text())
+            summary["config"]["options"] = options
+            folder.rename(folder.with_name(folder.name + "-" + "-".join(f"{k}{v}" for k, v in options.items())))
+            (folder.parent / (folder.name + "-" + "-".join(f"{k}{v}" for k, v in options.items())) / "summary.json"
+             ).write_text(json.dumps(summary))
+    records, _ = load_runs(runs)
+    text = methods_tables(records, lambda recs: "synthetic")
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| method")]
+    assert len(rows) == 5  # the two EWC strengths are two methods
+    names = [r.split(" | ")[0][2:] for r in rows]
+    assert names == ["joint", "EWC", "EWC", "LR d2 n1 + projection (HLOP)", "projection"]
+    ewc = [r for r in rows if r.startswith("| EWC")]
+    assert "ewc_lambda=10.0" in ewc[0] and "ewc_lambda=100.0" in ewc[1]
+    # n (seeds x classes), old, new, all (pooled over 40 + 10 samples), ACC (mean of R[1]), BWT, forgetting
+    assert all("| 2 × 1 | 70.0 ± 0.0 | 50.0 ± 0.0 | 66.0 ± 0.0 | 60.0 ± 0.0 | -20.0 ± 0.0 | 20.0 ± 0.0 |" in r
+               for r in rows)
+    assert "| 5,000 | 0.50 s |" in rows[0]
+    figures, _, skipped = report.make_figures(records, runs, tmp_path / "fig")
+    assert "methods_accuracy_vs_bytes" in figures, skipped

@@ -1,0 +1,126 @@
+"""The comparison of every method at once: one table per scenario (final old / new / all accuracy, ACC, BWT,
+forgetting, memory bytes, seconds per epoch) and the accuracy-vs-bytes figure with every method.
+
+A method is a group of :func:`sccl.report_data.aggregate` (one configuration, every seed and id); its name says
+the strategy, the hosted regularizer and the settings that make it differ (depth, memory, S, its own options).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from sccl.report_data import SCENARIOS, aggregate, number, seed_mean_std
+from sccl.report_tables import SCENARIO_TITLES, STRATEGY_NAMES, _caption, _n_text, fmt_pct, md_table
+
+__all__ = ["method_name", "methods_table", "methods_tables", "methods_figure", "TIMING_UNIT"]
+
+TIMING_UNIT = " s"  # seconds cells end with it (README checks mask them: times are the machine's, not results)
+#: options shown in a method's name, with a short form (the others go to the settings column)
+NAMED_OPTIONS = {"subspace": {"hebbian": "HLOP", "svd": "GPM"}}
+NO_MEMORY_KB = 0.01  # where the figure puts methods that keep nothing (log axis)
+
+
+def _options(g: dict) -> dict:
+    return dict(g["runs"][0]["config"].get("options") or {})
+
+
+def method_name(g: dict) -> str:
+    """"LR d2 n1 + EWC", "projection (HLOP)", "compressed LR d1 n8 S10 or"."""
+    r, options = g["row"], _options(g)
+    base, _, hosted = g["variant"].partition("+")
+    name = STRATEGY_NAMES.get(base, base)
+    if r["depth"] not in ("", None):
+        name += f" d{r['depth']}"
+    if base not in ("naive", "joint") and number(r["replay_batches"]) > 0:
+        name += f" n{r['replay_batches']}"
+    if r["compression"] not in ("none", ""):
+        name += f" S{r['stored_steps']} {r['compression']}"
+    if hosted:
+        name += f" + {STRATEGY_NAMES.get(hosted, hosted)}"
+    for key, short in NAMED_OPTIONS.items():
+        if options.get(key) in short and (hosted == "projection" or base == "projection"):
+            name += f" ({short[options[key]]})"
+    return name
+
+
+def _settings_text(g: dict, differing: set[str]) -> str:
+    """The method's learning rate and own options that differ between the rows of its table."""
+    options = _options(g)
+    parts = [f"lr {g['row']['lr']}"] if "lr" in differing else []
+    parts += [f"{k}={v}" for k, v in sorted(options.items()) if k != "regularizer" and k in differing]
+    return ", ".join(parts) or "–"
+
+
+def _differing_settings(groups: list[dict]) -> set[str]:
+    values: dict[str, set] = {}
+    for g in groups:
+        for k, v in [("lr", g["row"]["lr"]), *_options(g).items()]:
+            values.setdefault(k, set()).add(repr(v))
+    # an option only some methods have differs only among those: show it where it is set
+    present = {k for g in groups for k in _options(g)}
+    return {k for k, v in values.items() if len(v) > 1 or k in present}
+
+
+def _seconds(g: dict) -> str:
+    spe = seed_mean_std(g["runs"], "seconds_per_epoch")[0]
+    return f"{spe:.2f}{TIMING_UNIT}" if math.isfinite(spe) else "–"
+
+
+def methods_table(groups: list[dict], scenario: str, label: str, number_: int | None = None) -> str:
+    """Every method of one scenario: final accuracies, ACC, BWT, forgetting, bytes kept, seconds per epoch."""
+    differing = _differing_settings(groups)
+    rows = []
+    for g in groups:
+        pct = lambda k, g=g: fmt_pct(seed_mean_std(g["runs"], k), 1)  # noqa: E731
+        bytes_ = seed_mean_std(g["runs"], "memory_bytes")[0]
+        rows.append([method_name(g), _n_text(g), pct("old_after"), pct("new_after"), pct("all_after"), pct("acc"),
+                     pct("bwt"), pct("forgetting"), f"{bytes_:,.0f}" if math.isfinite(bytes_) else "–", _seconds(g),
+                     _settings_text(g, differing)])
+    header = ["method", "n", "old", "new", "all", "ACC", "BWT (pp)", "forgetting (pp)", "memory (B)", "s / epoch",
+              "settings"]
+    text = (f"{SCENARIO_TITLES.get(scenario, scenario)}: every method after the last task; accuracies in %, mean ± "
+            f"std over seeds (n = seeds, or seeds × held-out ids); memory = bytes the method keeps across tasks; "
+            f"s / epoch = training time per epoch on the machine that ran it (not comparable across machines); "
+            f"data: {label}.")
+    return _caption(number_, text) + "\n\n" + md_table(header, rows)
+
+
+def methods_tables(records: list[dict], label_of) -> str | None:
+    """The methods table of every scenario with at least one run (None when there is none)."""
+    groups = aggregate(records)
+    out = []
+    for scenario in SCENARIOS:
+        sg = [g for g in groups if g["row"]["scenario"] == scenario]
+        if sg:
+            out.append(f"**{SCENARIO_TITLES[scenario]}**\n\n"
+                       + methods_table(sg, scenario, label_of([r for g in sg for r in g["runs"]])))
+    return "\n\n".join(out) or None
+
+
+def methods_figure(records: list[dict], stem: Path, write, figure, style, skip) -> tuple[list[Path], str]:
+    """Final accuracy (old + new test samples) vs bytes kept, every method, one panel per scenario; error bars:
+    std over seeds. Methods that keep nothing sit at the left edge, marked 0."""
+    groups = aggregate(records)
+    panels = [(s, [g for g in groups if g["row"]["scenario"] == s]) for s in SCENARIOS]
+    panels = [(s, gs) for s, gs in panels if gs]
+    if not panels:
+        raise skip("no finished runs")
+    with style():
+        fig = figure((5.6 * len(panels), 5.0))
+        for ax, (scenario, sg) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
+            for g in sg:
+                kb = seed_mean_std(g["runs"], "memory_kb")[0]
+                mean, std, _ = seed_mean_std(g["runs"], "all_after")
+                x = kb if kb > 0 else NO_MEMORY_KB
+                ax.errorbar([x], [100 * mean], yerr=[100 * std] if math.isfinite(std) else None, fmt="o", ms=5,
+                            capsize=2, lw=1)
+                ax.annotate(method_name(g), (x, 100 * mean), textcoords="offset points", xytext=(4, 3), fontsize=6)
+            ax.set_xscale("log")
+            ax.axvline(NO_MEMORY_KB * 1.8, color="0.7", lw=0.8, ls=":")
+            ax.set_title(SCENARIO_TITLES[scenario], fontsize=9)
+            ax.set_xlabel(f"memory kept across tasks (KB, log; {NO_MEMORY_KB} = nothing kept)")
+            ax.set_ylabel("final accuracy on old + new test samples (%)")
+        fig.suptitle("Every method: final accuracy vs memory (mean ± std over seeds)", fontsize=11)
+        return write(fig, stem), ", ".join(s.replace("_", "-") for s, _ in panels)
+
