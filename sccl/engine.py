@@ -29,6 +29,7 @@ from sccl.runs import RunConfig, pretrained_dir, run_folder
 from sccl.scenarios import HELD_OUT_FLAG, Scenario, from_split
 from sccl.splits import make_batches
 from sccl.strategies import Strategy, get_strategy
+from sccl.strategies.replaying import ReplayStrategy
 from sccl.training import Batch, Dataset, accuracy, check_training_settings, predict, raw_batches, train_epoch
 
 EVAL_BATCH = 256
@@ -49,12 +50,21 @@ class RunContext:
     batch_size: int = 64
     task_batches: dict = field(default_factory=dict)
 
-    def train_batches(self, i: int) -> list[Batch]:
+    def train_batches(self, i: int, max_samples: int | None = None) -> list[Batch]:
         """Task ``i``'s training batches (task 0: the pretraining's), at the cut depth, built once and reused
-        (the new tasks' are the very batches the run trains on)."""
-        if i not in self.task_batches:
-            idx = make_batches(self.scenario.tasks[i].train, self.batch_size, drop_last=False)
-            self.task_batches[i] = cached_batches(self.net, self.ds, idx, self.depth, self.device)
+        (the new tasks' are the very batches the run trains on). ``max_samples``: only the first batches that
+        hold that many samples (what a Fisher estimate needs, without keeping a whole pretraining set)."""
+        if i in self.task_batches:
+            batches = self.task_batches[i]
+            if max_samples is None:
+                return batches
+            counts = np.cumsum([len(b) for b in batches])
+            return batches[: int(np.searchsorted(counts, max_samples)) + 1]
+        idx = make_batches(self.scenario.tasks[i].train, self.batch_size, drop_last=False)
+        if max_samples is not None:
+            return cached_batches(self.net, self.ds, idx[: -(-max_samples // self.batch_size)], self.depth,
+                                  self.device)
+        self.task_batches[i] = cached_batches(self.net, self.ds, idx, self.depth, self.device)
         return self.task_batches[i]
 
 
@@ -244,11 +254,12 @@ def _run(cfg: RunConfig, cls: type[Strategy], ds: Dataset, pre_dir: Path, folder
     fresh_folder(folder)  # everything is checked: only now is anything written
     log.attach(folder)
 
+    replays = isinstance(strategy, ReplayStrategy)  # the replay columns mean something
     fixed = {"strategy": cfg.strategy, "scenario": cfg.scenario,
              "held_out": "" if cfg.held_out is None else cfg.held_out, "depth": "" if depth is None else depth,
-             "replay_batches": cfg.replay_batches if cfg.strategy != "naive" else 0,
-             "stored_steps": (cfg.stored_steps or ds.binned.nb_steps) if cfg.strategy != "naive" else "",
-             "compression": cfg.compression if cfg.stored_steps is not None else "none", "seed": cfg.seed}
+             "replay_batches": cfg.replay_batches if replays else 0,
+             "stored_steps": (cfg.stored_steps or ds.binned.nb_steps) if replays else "",
+             "compression": cfg.compression if replays and cfg.stored_steps is not None else "none", "seed": cfg.seed}
     rows: list[dict] = []
     memory_per_task = [{"task": 0, "bits": strategy.memory_bits_analytic, "bytes": strategy.memory_bytes_stored}]
 

@@ -78,7 +78,7 @@ class RunConfig:
             parts.append("first" + format_ids(self.first_speakers))
         if self.latent_depth is not None:
             parts.append(f"d{self.latent_depth}")
-        if self.strategy != "naive":
+        if self.strategy == "rehearsal" or self.latent_depth is not None:  # a replay memory of n batches
             parts.append(f"n{self.replay_batches}")
         if self.stored_steps is not None:
             parts.append(f"S{self.stored_steps}{self.compression}")

@@ -39,3 +39,18 @@ def test_joint_trains_on_every_task_seen_so_far_and_counts_what_it_keeps():
 def test_kept_activity_at_a_cut_is_counted_by_its_tensor():
     z = torch.zeros(100, 8, 50)
     assert batch_nbytes(Batch(z, torch.zeros(8), from_depth=3, time_major=True)) == 100 * 8 * 50 * 4
+
+
+def test_a_task_prefix_is_built_without_keeping_the_whole_task(monkeypatch):
+    import sccl.engine as engine
+
+    built = []
+    monkeypatch.setattr(engine, "cached_batches", lambda net, ds, idx, depth, device: built.append(idx) or
+                        [Batch(torch.zeros(len(i)), torch.zeros(len(i))) for i in idx])
+    tasks = [Task("t0", np.arange(100), np.arange(4))]
+    ctx = RunContext(None, None, torch.device("cpu"), Scenario("speakers", tasks), print, batch_size=16)
+    assert [len(b) for b in ctx.train_batches(0, max_samples=40)] == [16, 16, 16]
+    assert ctx.task_batches == {}  # a prefix is not kept
+    assert [len(b) for b in ctx.train_batches(0)] == [16] * 6 + [4]
+    assert [len(b) for b in ctx.train_batches(0, max_samples=32)] == [16, 16]  # cut from the kept batches
+    assert len(built) == 2

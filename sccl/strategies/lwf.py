@@ -1,0 +1,133 @@
+"""Learning without Forgetting (Li & Hoiem 2016): keep the model of the end of the last task and distil its outputs
+on the new data into the model being trained, with no stored samples.
+
+Loss term: α · T² · KL(softmax(z_old / T) ‖ softmax(z_new / T)), averaged over the batch, over the old model's
+classes (class scenarios: the classes seen so far, since the old model never learnt a later task's class and its
+column there is noise; speaker scenarios: every class). T² keeps the gradient's size independent of T.
+
+The old model is copied at the end of each task (the same weights the next task starts from, before a new class's
+readout column is re-drawn), so the copy is counted in the memory from task 0 on, as a replay memory is. Only the
+trained parameters are copied; the frozen ones are the same in both models and shared. Its logits on a batch are
+computed once and reused while that batch object lives (the new data's batches are the same objects every epoch).
+"""
+
+from __future__ import annotations
+
+import copy
+import weakref
+
+import torch
+import torch.nn.functional as F
+
+from sccl.strategies.anchoring import nbytes, require
+from sccl.strategies.base import Flag, Strategy
+from sccl.training import Batch, logits_of
+
+
+def distillation_loss(old_logits: torch.Tensor, new_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """T² · KL(softmax(old / T) ‖ softmax(new / T)), averaged over the batch (differentiable in ``new_logits``)."""
+    log_old = F.log_softmax(old_logits / temperature, dim=1)
+    log_new = F.log_softmax(new_logits / temperature, dim=1)
+    return temperature ** 2 * F.kl_div(log_new, log_old, reduction="batchmean", log_target=True)
+
+
+def frozen_copy(net: torch.nn.Module, copied: tuple[str, ...]) -> torch.nn.Module:
+    """A copy of ``net`` whose parameters named in ``copied`` are frozen copies and whose others are shared."""
+    shared = {id(p): p for n, p in net.named_parameters() if n not in copied}
+    old = copy.deepcopy(net, memo=shared)
+    for n, p in old.named_parameters():
+        if n in copied:
+            p.requires_grad_(False)
+    return old
+
+
+class BatchCache:
+    """A value per live batch object, dropped when the batch is garbage-collected (so batches rebuilt every epoch,
+    such as a replay memory's, neither grow the cache nor hit a stale entry)."""
+
+    def __init__(self):
+        self._entries: dict[int, tuple[weakref.ref, torch.Tensor]] = {}
+
+    def get(self, batch: Batch, compute) -> torch.Tensor:
+        key = id(batch)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0]() is batch:
+            return entry[1]
+        value = compute(batch)
+        self._entries[key] = (weakref.ref(batch, lambda _, k=key: self._entries.pop(k, None)), value)
+        return value
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def classes_seen_up_to(scenario, i: int, nb_classes: int) -> list[int]:
+    """The classes no task after ``i`` brings: what a model at the end of task ``i`` has been trained on."""
+    later = {c for task in scenario.tasks[i + 1:] for c in task.new_classes}
+    return [c for c in range(nb_classes) if c not in later]
+
+
+class LearningWithoutForgetting(Strategy):
+    name = "lwf"
+    description = ("Learning without Forgetting: distil the outputs of the model from the end of the last task on "
+                   "the new data, alpha T^2 KL(softmax(z_old/T) || softmax(z_new/T)) over the classes seen so far; "
+                   "stores a copy of the trained parameters, no samples.")
+    flags = (
+        Flag("--lwf-alpha", "lwf_alpha", "weight alpha of the distillation term", type=float, default=1.0),
+        Flag("--lwf-temperature", "lwf_temperature", "distillation temperature T", type=float, default=2.0),
+    )
+
+    def __init__(self, cfg, ctx):
+        super().__init__(cfg, ctx)
+        self.old_net: torch.nn.Module | None = None
+        self.old_classes: torch.Tensor | None = None
+        self.old_logits = BatchCache()
+
+    @classmethod
+    def validate(cls, cfg, nb_steps):
+        require(cls, cfg, "lwf_alpha", lambda v: v >= 0, "a number >= 0")
+        require(cls, cfg, "lwf_temperature", lambda v: v > 0, "a number > 0")
+
+    def end_task(self, i):
+        net = self.ctx.net
+        self.old_net = frozen_copy(net, self.ctx.trainable)
+        self.old_classes = torch.as_tensor(classes_seen_up_to(self.ctx.scenario, i, net.nb_outputs),
+                                           device=net.w_out.device)
+        self.old_logits.clear()
+
+    def _old_logits(self, batch: Batch) -> torch.Tensor:
+        with torch.no_grad():
+            return logits_of(self.old_net, batch)[:, self.old_classes]
+
+    def extra_loss(self, batch, logits):
+        if self.old_net is None:
+            return None
+        old = self.old_logits.get(batch, self._old_logits)
+        return self.option("lwf_alpha") * distillation_loss(old, logits[:, self.old_classes],
+                                                           self.option("lwf_temperature"))
+
+    # ------------------------------------------------------------------------------------------ what it keeps
+
+    def _copied(self) -> dict[str, torch.Tensor]:
+        if self.old_net is None:
+            return {}
+        params = dict(self.old_net.named_parameters())
+        return {n: params[n] for n in self.ctx.trainable}
+
+    @property
+    def memory_bytes_stored(self) -> int:
+        return nbytes(self._copied())
+
+    @property
+    def memory_bits_analytic(self) -> int:
+        return 32 * sum(p.numel() for p in self._copied().values())
+
+    def describe_memory(self) -> str:
+        copied = self._copied()
+        if not copied:
+            return "none"
+        return (f"copy of the {len(copied)} trained parameters ({', '.join(copied)}) of the last task's model: "
+                f"{self.memory_bytes_stored} bytes")
