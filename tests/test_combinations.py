@@ -1,0 +1,104 @@
+"""A regularizer on top of latent replay (--regularizer), and sweeps over a strategy's own flags (--set)."""
+
+import argparse
+
+import pytest
+
+from sccl.cl_sweep import expand, parse_sets
+from sccl.continual_cli import build_parser, config_from_args
+from sccl.engine import run
+from sccl.errors import ConfigError
+from sccl.merge import ensure_merged
+from sccl.offline import generate_dataset
+from sccl.pretraining import PretrainConfig, pretrain
+from sccl.results import read_json
+from sccl.runs import RunConfig
+from sccl.training import load_dataset
+
+# parameters trained above depth 2: w3 (100 x 50), v3 (50 x 50), w_out (50 x 20)
+TRAINED_ABOVE_2 = 100 * 50 + 50 * 50 + 50 * 20
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("combinations")
+    generate_dataset(root / "data", size="tiny", seed=0)
+    ds = load_dataset(ensure_merged(root / "data", quiet=True))
+    pretrain(PretrainConfig("class_incremental", 7, epochs=2, batch_size=16, quiet=True), ds, root / "runs")
+    return ds, root / "runs"
+
+
+def config(argv):
+    args = build_parser("latent_replay", "class_incremental").parse_args(["--removed-class", "7"] + argv)
+    return config_from_args(args, "latent_replay", "class_incremental")
+
+
+def test_only_the_hosted_strategy_s_flags_enter_the_settings():
+    plain = config([])
+    assert plain.options == {} and plain.label() == "latent_replay-class7-d2-n2-seed0"
+    with_ewc = config(["--regularizer", "ewc", "--ewc-lambda", "5"])
+    assert with_ewc.options == {"regularizer": "ewc", "ewc_lambda": 5.0, "ewc_gamma": 1.0, "fisher_samples": 200}
+    assert with_ewc.label() == "latent_replay-class7-d2-n2-ewc-seed0"
+
+
+def test_a_bad_regularizer_setting_is_refused_before_the_run(world, tmp_path):
+    ds, runs = world
+    cfg = RunConfig("class_incremental", "latent_replay", 7, latent_depth=2, replay_batches=1, batch_size=8,
+                    epochs=1, quiet=True, options={"regularizer": "ewc", "ewc_lambda": -1.0})
+    with pytest.raises(ConfigError, match="ewc-lambda"):
+        run(cfg, ds, runs)
+    cfg.options = {"regularizer": "naive"}
+    with pytest.raises(ConfigError, match="--regularizer must be none or one of ewc, si, lwf, projection"):
+        run(cfg, ds, runs)
+
+
+@pytest.mark.parametrize("regularizer, extra_bytes", [
+    ("ewc", 2 * 4 * TRAINED_ABOVE_2),  # Fisher + anchor, float32
+    ("lwf", 4 * TRAINED_ABOVE_2),  # a copy of the trained parameters
+])
+def test_the_hosted_memory_is_added_to_the_replay_s_and_its_hooks_act(world, regularizer, extra_bytes):
+    ds, runs = world
+    base = dict(scenario="class_incremental", strategy="latent_replay", held_out=7, latent_depth=2,
+                replay_batches=1, batch_size=8, epochs=2, lr=1e-3, quiet=True)
+    plain = read_json(run(RunConfig(**base), ds, runs) / "summary.json")
+    hosted = read_json(run(RunConfig(**base, options={"regularizer": regularizer}), ds, runs) / "summary.json")
+    assert hosted["memory_bytes_stored"] == plain["memory_bytes_stored"] + extra_bytes
+    assert hosted["memory"].startswith(plain["memory"]) and f"; {regularizer}: " in hosted["memory"]
+    assert hosted["config"]["options"]["regularizer"] == regularizer
+    # the first epoch's rows are the same model, the penalty then changes the training
+    assert hosted["accuracy_matrix"][0] == plain["accuracy_matrix"][0]
+    assert hosted["accuracy_matrix"][1] != plain["accuracy_matrix"][1] or hosted["final"] != plain["final"]
+
+
+def test_projection_on_top_of_latent_replay_keeps_bases_of_the_layers_above_the_cut(world):
+    ds, runs = world
+    cfg = RunConfig("class_incremental", "latent_replay", 7, latent_depth=2, replay_batches=1, batch_size=8, epochs=1,
+                    quiet=True, options={"regularizer": "projection", "energy": 0.9})
+    summary = read_json(run(cfg, ds, runs) / "summary.json")
+    assert "; projection: " in summary["memory"]
+    assert set(summary["frozen_parameters"]) == {"w1", "v1", "w2", "v2"}
+    replay_only = read_json(run(RunConfig("class_incremental", "latent_replay", 7, latent_depth=2, replay_batches=1,
+                                          batch_size=8, epochs=1, quiet=True), ds, runs) / "summary.json")
+    bases = summary["memory_bytes_stored"] - replay_only["memory_bytes_stored"]
+    assert 0 < bases <= 4 * (100 * 100 + 50 * 50 + 50 * 50)  # at most full rank of w3, v3 and w_out's inputs
+
+
+def test_set_sweeps_a_strategy_s_own_flag_over_values():
+    assert parse_sets(["ewc.ewc-lambda=1,10", "latent_replay.regularizer=none,ewc"]) == {
+        "ewc": [("--ewc-lambda", ["1", "10"])], "latent_replay": [("--regularizer", ["none", "ewc"])]}
+    args = argparse.Namespace(strategies="ewc,naive", depths="2", latent_batches="1", rehearsal_batches="1",
+                              subsample=None, compression="or", ids="7", seeds="0", epochs=1, batch_size=8, lr=None,
+                              sets=["ewc.ewc-lambda=1,10"])
+    runs = expand(args, "class_incremental")
+    assert [(s, a[a.index("--ewc-lambda") + 1] if "--ewc-lambda" in a else None) for s, a in runs] == [
+        ("ewc", "1"), ("ewc", "10"), ("naive", None)]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("ewc-lambda=1", "takes STRATEGY.FLAG=V1,V2"),
+    ("nope.x=1", "unknown strategy 'nope'"),
+    ("ewc.si-c=1", "ewc has no flag --si-c"),
+])
+def test_bad_set_is_one_clear_error(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_sets([text])
