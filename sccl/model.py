@@ -24,6 +24,18 @@ Depths (latent replay): depth 0 is the layer-1 input current ``x @ w1`` (B, T, 2
 spike train of hidden layer d. ``net(z, from_depth=d)`` runs only the layers above depth d, so frozen layers
 cost nothing; ``net.trainable_for_depth(d)`` names the parameters the original trains at that depth.
 
+Fewer steps and threshold (fewer-step replay, :mod:`sccl.strategies.fewer_steps`): ``time_factor`` w runs
+the layers above the cut on S = T/w steps, each standing for w original steps, so every per-step decay becomes
+alpha^w, beta^w (the physical time constants stay); ``threshold`` theta is a firing threshold for those layers.
+:mod:`sccl.lif` hard-codes the threshold 1 and resets by multiplying the membrane by (1 - s), and syn and mem are
+linear in the layer's input currents h = I + s @ V. Dividing I and V by theta divides syn and mem by theta at
+every step as long as the spikes agree, the reset to 0 is unchanged by the scale, and ``mem / theta > 1`` is
+``mem > theta``: by induction over the steps, the spikes are exactly those of threshold theta (bit-exact when
+theta is a power of 2; otherwise the scaled sums round differently, which can flip only a spike whose membrane
+is within rounding of theta). The surrogate gradient
+then is the original's in units of the threshold: ds/dmem = 1 / (theta (100 |mem - theta| / theta + 1)^2).
+Defaults (w = 1, theta = 1) compute exactly what they did before: no scaling, the same decays and kernel.
+
 Seeding: weights are drawn from ``generator`` when one is given, otherwise from torch's global RNG (so
 ``torch.manual_seed(s)`` before construction makes them reproducible). Draw order: w1, w2, w3, w_out, v1, v2, v3
 (the order of the original's weight list).
@@ -176,46 +188,61 @@ class RecurrentSNN(nn.Module):
         T, B, H = prev_spikes.shape
         return torch.mm(prev_spikes.reshape(T * B, H), W).view(T, B, -1)
 
-    def hidden_layer(self, layer: int, currents: torch.Tensor) -> torch.Tensor:
-        """Spikes (T, B, H_l) of hidden layer ``layer`` (1..3) driven by its input ``currents`` (T, B, H_l)."""
-        return lif_layer(currents, self.layer_weights(layer)[1], self.alpha, self.beta)
+    def decays(self, time_factor: int = 1) -> tuple[float, float]:
+        """Per-step (alpha, beta) when one step stands for ``time_factor`` w original steps: (alpha^w, beta^w)."""
+        if isinstance(time_factor, bool) or int(time_factor) != time_factor or time_factor < 1:
+            raise ValueError(f"time_factor must be a positive integer, got {time_factor!r}")
+        return self.alpha ** int(time_factor), self.beta ** int(time_factor)
 
-    def readout_trace(self, spikes3: torch.Tensor) -> torch.Tensor:
+    def hidden_layer(self, layer: int, currents: torch.Tensor, time_factor: int = 1,
+                     threshold: float = 1.0) -> torch.Tensor:
+        """Spikes (T, B, H_l) of hidden layer ``layer`` (1..3) driven by its input ``currents`` (T, B, H_l);
+        ``time_factor`` and ``threshold``: see the module docstring (threshold = scaling both input currents)."""
+        V = self.layer_weights(layer)[1]
+        if threshold != 1.0:
+            if not threshold > 0:
+                raise ValueError(f"threshold must be positive, got {threshold!r}")
+            currents, V = currents / threshold, V / threshold
+        return lif_layer(currents, V, *self.decays(time_factor))
+
+    def readout_trace(self, spikes3: torch.Tensor, time_factor: int = 1) -> torch.Tensor:
         """Readout trace (T+1, B, C) = ``[0, out(1), ..., out(T)]`` from layer-3 spikes (T, B, H3)."""
         T, B, H = spikes3.shape
         a = torch.mm(spikes3.reshape(T * B, H), self.w_out)
-        K = self._kernel(T, a.dtype, a.device)
+        K = self._kernel(T, *self.decays(time_factor), a.dtype, a.device)
         return torch.mm(K, a.view(T, -1)).view(T + 1, B, -1)
 
-    def _kernel(self, T: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        key = (T, dtype, device)
+    def _kernel(self, T: int, alpha: float, beta: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        key = (T, alpha, beta, dtype, device)
         K = self._kernels.get(key)
         if K is None:
-            K = torch.as_tensor(readout_kernel(T, self.alpha, self.beta), dtype=dtype, device=device)
+            K = torch.as_tensor(readout_kernel(T, alpha, beta), dtype=dtype, device=device)
             self._kernels[key] = K
         return K
 
-    def run_from(self, z: torch.Tensor, depth: int) -> torch.Tensor:
+    def run_from(self, z: torch.Tensor, depth: int, time_factor: int = 1, threshold: float = 1.0) -> torch.Tensor:
         """Readout trace (T+1, B, C) from time-major depth-``depth`` activity ``z`` (T, B, H_depth).
 
         Runs only what lies above the depth: depth 0 -> layers 1..3, depth 1 -> layers 2..3 (z = layer-1 spikes),
-        depth 2 -> layer 3, depth 3 -> readout only. Differentiable in the parameters above the cut (and in z)."""
+        depth 2 -> layer 3, depth 3 -> readout only. Differentiable in the parameters above the cut (and in z).
+        ``time_factor``, ``threshold``: the layers above the cut run with them (module docstring)."""
         self._check_depth(depth)
         if z.dim() != 3 or z.shape[2] != self.depth_size(depth):
             raise ValueError(f"depth-{depth} activity must be (T, B, {self.depth_size(depth)}), got {tuple(z.shape)}")
         z = z.to(self.w_out.dtype)
         if depth == 0:
-            s = self.hidden_layer(1, z)
+            s = self.hidden_layer(1, z, time_factor, threshold)
             depth = 1
         else:
             s = z
         for layer in range(depth + 1, 4):
-            s = self.hidden_layer(layer, self.feedforward(layer, s))
-        return self.readout_trace(s)
+            s = self.hidden_layer(layer, self.feedforward(layer, s), time_factor, threshold)
+        return self.readout_trace(s, time_factor)
 
-    def forward_time_major(self, z: torch.Tensor, from_depth: int) -> torch.Tensor:
+    def forward_time_major(self, z: torch.Tensor, from_depth: int, time_factor: int = 1,
+                           threshold: float = 1.0) -> torch.Tensor:
         """Logits (B, C) from time-major depth-``from_depth`` activity (T, B, H) (see :meth:`run_from`)."""
-        return max_over_time(self.run_from(z, from_depth))
+        return max_over_time(self.run_from(z, from_depth, time_factor, threshold))
 
     @torch.no_grad()
     def activity_time_major(self, x, depth: int) -> torch.Tensor:
@@ -249,18 +276,19 @@ class RecurrentSNN(nn.Module):
 
     # ------------------------------------------------------------------------------------------ public, batch-first
 
-    def forward(self, x, from_depth: int | None = None) -> torch.Tensor:
+    def forward(self, x, from_depth: int | None = None, time_factor: int = 1, threshold: float = 1.0) -> torch.Tensor:
         """Logits (B, C).
 
         ``from_depth=None``: ``x`` is the input, a dense (B, T, nb_inputs) tensor of counts or a
         :class:`SparseInput`. ``from_depth=d``: ``x`` is depth-d activity (B, T, H) as returned by
-        :meth:`latents`, and only the layers above depth d run."""
+        :meth:`latents`, and only the layers above depth d run. ``time_factor``, ``threshold``: see
+        :meth:`run_from`."""
         if from_depth is None:
-            return max_over_time(self.run_from(self.input_currents(x), 0))
+            return max_over_time(self.run_from(self.input_currents(x), 0, time_factor, threshold))
         self._check_depth(from_depth)
         if not isinstance(x, torch.Tensor) or x.dim() != 3:
             raise ValueError(f"from_depth={from_depth} expects a (B, T, H) tensor of depth-{from_depth} activity")
-        return self.forward_time_major(x.transpose(0, 1).contiguous(), from_depth)
+        return self.forward_time_major(x.transpose(0, 1).contiguous(), from_depth, time_factor, threshold)
 
     def trace(self, x, from_depth: int | None = None) -> torch.Tensor:
         """The readout trace batch-first (B, T+1, C), like the original's ``out_rec`` (differentiable)."""

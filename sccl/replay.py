@@ -19,12 +19,13 @@ currents     the window's sum of currents          the window's sum of currents
 counts       the window's sum of counts            the window's sum of counts
 ===========  ====================================  ====================================
 
-**Un-compression** (:func:`uncompress`, done when replaying; the network always runs all T steps, so its time
-constants are respected): "or" spikes -> the stored bit at the window's first step ``t = k*w``, zeros elsewhere;
-"sum" spikes -> a burst of n consecutive spikes from the window's first step (1 at ``k*w + r`` when
-``stored[k] > r``); currents and counts -> the window sum at the window's first step, zeros elsewhere. Raw counts
-un-compressed this way and fed to the network as its input give exactly the original's "inject x_c @ W1 at
-t mod w == 0", the projection being linear. With ``S = T`` (w = 1) both directions are the identity.
+**Un-compression** (:func:`uncompress`, done when replaying at T steps, so the time constants are respected; the
+fewer-step replay of :mod:`sccl.replay_batches` runs the S steps instead): "or" spikes -> the stored bit at the
+window's first step ``t = k*w``, zeros elsewhere; "sum" spikes -> a burst of n consecutive spikes from the
+window's first step (1 at ``k*w + r`` when ``stored[k] > r``); currents and counts -> the window sum at the
+window's first step, zeros elsewhere. Raw counts un-compressed this way and fed to the network as its input give
+exactly the original's "inject x_c @ W1 at t mod w == 0", the projection being linear. With ``S = T`` (w = 1)
+both directions are the identity.
 
 **Storage** (:class:`ReplayMemory`; payloads are numpy arrays on the CPU):
 
@@ -354,13 +355,10 @@ class ReplayMemory:
 
     def training_batches(self, batch_size: int = 64, dtype: torch.dtype = torch.float32, device=None) -> list:
         """:meth:`batches` as :class:`sccl.training.Batch` objects (``from_depth`` = this memory's depth; raw
-        counts have ``from_depth=None`` and feed the network as its dense input)."""
-        from sccl.training import Batch
+        counts have ``from_depth=None`` and feed the network as its dense input): :mod:`sccl.replay_batches`."""
+        from sccl.replay_batches import training_batches
 
-        if self.kind != "counts" and self.depth is None:
-            raise ValueError("this memory has no depth; set ReplayMemory.depth")
-        depth = None if self.kind == "counts" else self.depth
-        return [Batch(x, y, from_depth=depth) for x, y in self.batches(batch_size, dtype, device)]
+        return training_batches(self, batch_size, dtype, device)
 
     def _all_labels(self) -> np.ndarray:
         return np.concatenate(self._labels) if self._labels else np.zeros(0, np.uint8)

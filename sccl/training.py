@@ -67,17 +67,25 @@ class Batch:
     y: torch.Tensor
     from_depth: int | None = None
     time_major: bool = False  # x is (T, B, H) activity (cached frozen prefix): no transpose per step
+    time_factor: int = 1  # one step of x stands for this many network steps (fewer-step replay)
+    threshold: float = 1.0  # firing threshold of the layers that run on x
 
     def __len__(self) -> int:
         return len(self.y)
 
+    def timing(self) -> dict:
+        """The network's keyword arguments for this batch's steps and threshold ({} for the defaults)."""
+        if self.time_factor == 1 and self.threshold == 1.0:
+            return {}
+        return {"time_factor": self.time_factor, "threshold": self.threshold}
+
 
 def logits_of(net, batch: Batch) -> torch.Tensor:
     if batch.from_depth is None:
-        return net(batch.x)
+        return net(batch.x, **batch.timing())
     if batch.time_major:
-        return net.forward_time_major(batch.x, batch.from_depth)
-    return net(batch.x, from_depth=batch.from_depth)
+        return net.forward_time_major(batch.x, batch.from_depth, **batch.timing())
+    return net(batch.x, from_depth=batch.from_depth, **batch.timing())
 
 
 def raw_batches(ds: Dataset, index_batches: list[np.ndarray], device: torch.device) -> list[Batch]:

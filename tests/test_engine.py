@@ -29,7 +29,8 @@ HELD = {"sample_incremental": 3, "class_incremental": 7, "progressive": None, "s
 PRE = {"sample_incremental": "speaker3", "class_incremental": "class7", "progressive": "classes0-9",
        "speakers": "speakers0-5"}
 STRATEGY_SETTINGS = {"naive": {}, "rehearsal": {"replay_batches": 1, "stored_steps": 10, "compression": "sum"},
-                     "latent_replay": {"latent_depth": 2, "replay_batches": 1, "stored_steps": 50}}
+                     "latent_replay": {"latent_depth": 2, "replay_batches": 1, "stored_steps": 50},
+                     "latent_replay_fewer_steps": {"latent_depth": 2, "replay_batches": 1, "stored_steps": 10}}
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,238 @@
+"""Fewer-step replay: the network at S steps (decays alpha^w, beta^w), the threshold as scaled currents, the
+replayed batches at S steps, and the strategy on the tiny embedded dataset."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sccl.continual_cli import build_parser, config_from_args
+from sccl.engine import Evaluator, RunContext, cached_batches, fit_task
+from sccl.errors import ConfigError
+from sccl.lif import lif_states
+from sccl.merge import ensure_merged
+from sccl.model import RecurrentSNN, readout_kernel
+from sccl.offline import generate_dataset
+from sccl.replay import build_latent_memory
+from sccl.replay_batches import fewer_step_batches
+from sccl.runs import RunConfig
+from sccl.scenarios import from_split
+from sccl.splits import make_batches, make_split
+from sccl.strategies import get_strategy
+from sccl.strategies.fewer_steps import window_gain
+from sccl.training import Batch, load_dataset, logits_of
+
+ALPHA, BETA = math.exp(-0.2), math.exp(-0.1)
+NAME = "latent_replay_fewer_steps"
+
+
+def small_net(weight_scale=8.0):
+    torch.manual_seed(0)
+    return RecurrentSNN(nb_inputs=20, hidden_sizes=(16, 12, 8), nb_outputs=5, weight_scale=weight_scale).double()
+
+
+def counts(n=6, steps=30, seed=7):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 3, (n, steps, 20), generator=g).double() * (torch.rand(n, steps, 20, generator=g) < 0.3)
+
+
+# ---------------------------------------------------------------------------------------------- (1) w = 1
+
+
+@pytest.mark.parametrize("depth", [0, 1, 2, 3])
+def test_stored_steps_equal_to_t_replay_exactly_as_today(depth):
+    net, x = small_net(), counts()
+    y = torch.arange(6) % 5
+    mem = build_latent_memory(net, [Batch(x, y)], depth, stored_steps=30, float_dtype=torch.float64)
+    with torch.no_grad():
+        today = [logits_of(net, b) for b in mem.training_batches(batch_size=4, dtype=torch.float64)]
+        fewer = fewer_step_batches(mem, batch_size=4, dtype=torch.float64)
+        assert [b.time_factor for b in fewer] == [1, 1] and fewer[0].timing() == {}
+        assert all(torch.equal(logits_of(net, b), t) for b, t in zip(fewer, today))
+        z = net.activity_time_major(x, depth)
+        assert torch.equal(net.forward_time_major(z, depth, time_factor=1, threshold=1.0),
+                           net.forward_time_major(z, depth))
+
+
+# ---------------------------------------------------------------------------------------------- (2) decays
+
+
+def hand_membrane(pulses, alpha, beta):
+    """mem(t), t = 0..T-1, of one neuron without recurrence or spikes (original-spec §2.2, numpy)."""
+    syn = mem = 0.0
+    out = []
+    for h in pulses:
+        out.append(mem)
+        mem, syn = beta * mem + syn, alpha * syn + h  # mem uses the OLD syn
+    return np.array(out)
+
+
+def test_s_step_membrane_matches_the_t_step_one_at_window_ends():
+    T, w = 40, 5
+    S = T // w
+    amplitudes = np.array([0.10, 0.05, 0.0, 0.08, 0.02, 0.0, 0.0, 0.04])
+    pulses_t = np.zeros(T)
+    pulses_t[w - 1::w] = amplitudes  # one pulse per window, at its last step
+    net = RecurrentSNN(nb_inputs=1, hidden_sizes=(1, 1, 1)).double()
+    a_w, b_w = net.decays(w)
+    assert (a_w, b_w) == (ALPHA ** w, BETA ** w) and net.decays(1) == (net.alpha, net.beta)
+
+    mem_t = hand_membrane(pulses_t, ALPHA, BETA)
+    V = torch.zeros(1, 1, dtype=torch.float64)
+    s, m = lif_states(torch.tensor(pulses_t).view(T, 1, 1), V, ALPHA, BETA)
+    assert np.allclose(m.view(-1).numpy(), mem_t, rtol=0, atol=1e-15) and not s.any()
+
+    gain = sum(ALPHA ** j * BETA ** (w - 1 - j) for j in range(w))
+    assert window_gain(ALPHA, BETA, w) == pytest.approx(gain, rel=1e-14)
+    assert gain == pytest.approx((BETA ** w - ALPHA ** w) / (BETA - ALPHA), rel=1e-12)
+    # the S-step layer, by hand and through lif: its membrane is the T-step one / gain at every window end
+    mem_s = hand_membrane(amplitudes, a_w, b_w)
+    s_s, m_s = lif_states(torch.tensor(amplitudes).view(S, 1, 1), V, a_w, b_w)
+    assert np.allclose(m_s.view(-1).numpy(), mem_s, rtol=0, atol=1e-15) and not s_s.any()
+    assert np.allclose(mem_s * gain, mem_t[::w], rtol=1e-12, atol=1e-15)
+    assert mem_t[::w].max() > 0.1  # not a trivially zero comparison
+    # threshold 1/gain (currents scaled by gain): the membrane itself equals the T-step one
+    _, m_g = lif_states(torch.tensor(amplitudes * gain).view(S, 1, 1), V, a_w, b_w)
+    assert np.allclose(m_g.view(-1).numpy(), mem_t[::w], rtol=1e-12, atol=1e-15)
+
+
+def test_window_gain_is_what_makes_equal_time_constants():
+    assert window_gain(ALPHA, BETA, 1) == 1.0
+    assert window_gain(ALPHA, BETA, 10) == pytest.approx(2.7007, abs=1e-4)
+
+
+def test_hidden_layer_runs_with_the_decays_of_its_time_factor():
+    net, x = small_net(), counts(steps=12)
+    cur = net.input_currents(x)
+    for w in (1, 3):
+        expected, _ = lif_states(cur, net.v1, ALPHA ** w, BETA ** w)
+        assert torch.equal(net.hidden_layer(1, cur, time_factor=w), expected)
+    with pytest.raises(ValueError, match="time_factor"):
+        net.decays(0)
+
+
+# ---------------------------------------------------------------------------------------------- (3) readout
+
+
+def test_readout_kernel_at_a_time_factor_and_its_cache():
+    net = small_net()
+    S, w = 7, 4
+    s3 = (torch.rand(S, 3, 8, generator=torch.Generator().manual_seed(3)) < 0.4).double()
+    a = (s3.reshape(-1, 8) @ net.w_out).view(S, -1).detach()
+    plain = net.readout_trace(s3).detach()  # caches the w = 1 kernel of S steps first
+    fewer = net.readout_trace(s3, time_factor=w).detach()
+    K = torch.as_tensor(readout_kernel(S, ALPHA ** w, BETA ** w))
+    assert torch.allclose(fewer.reshape(S + 1, -1), K @ a, rtol=1e-13, atol=1e-15)
+    assert not torch.allclose(fewer, plain)
+    assert torch.equal(net.readout_trace(s3).detach(), plain)
+
+
+# ---------------------------------------------------------------------------------------------- (4) threshold
+
+
+def reference_spikes(I, V, alpha, beta, theta):
+    """Plain-torch LIF with firing threshold theta (original-spec §2.2 with 1 -> theta)."""
+    T, B, H = I.shape
+    syn = I.new_zeros(B, H)
+    mem = I.new_zeros(B, H)
+    s_prev = I.new_zeros(B, H)
+    out = []
+    for t in range(T):
+        s = (mem > theta).to(I.dtype)
+        h = I[t] + s_prev @ V
+        mem = (beta * mem + syn) * (1.0 - s)
+        syn = alpha * syn + h
+        out.append(s)
+        s_prev = s
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("theta, w, dtype", [(0.5, 1, torch.float32), (2.0, 1, torch.float32),
+                                             (0.25, 5, torch.float32), (0.7, 1, torch.float64),
+                                             (1.3, 5, torch.float64)])
+def test_threshold_is_scaled_currents_exactly(theta, w, dtype):
+    net = small_net(weight_scale=4.0).to(dtype)
+    cur = net.input_currents(counts(steps=40).to(dtype)).detach()
+    expected = reference_spikes(cur, net.v1.detach(), ALPHA ** w, BETA ** w, theta)
+    got = net.hidden_layer(1, cur, time_factor=w, threshold=theta)
+    assert 0 < float(expected.mean()) < 0.9
+    assert torch.equal(got, expected)
+    assert not torch.equal(got, reference_spikes(cur, net.v1.detach(), ALPHA ** w, BETA ** w, 1.0))
+
+
+def test_threshold_trains_the_layer_weights():
+    net, x = small_net(), counts()
+    z = net.activity_time_major(x, 1)
+    loss = net.forward_time_major(z, 1, time_factor=2, threshold=0.5).sum()
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0 for p in (net.w2, net.v2, net.w_out))
+
+
+# ---------------------------------------------------------------------------------------------- (5), (6) strategy
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fewer")
+    generate_dataset(root, size="tiny", seed=0)
+    ds = load_dataset(ensure_merged(root, quiet=True))
+    split = make_split("class_incremental", 7, ds.labels, ds.speakers, ds.source)
+    return ds, from_split(split)
+
+
+def strategy_of(name, tiny, **kw):
+    ds, scenario = tiny
+    settings = dict(latent_depth=2, replay_batches=1, stored_steps=10, batch_size=8, quiet=True)
+    settings.update(kw)
+    cfg = RunConfig(scenario="class_incremental", strategy=name, held_out=7, **settings)
+    get_strategy(name).validate(cfg, ds.binned.nb_steps)
+    torch.manual_seed(1)
+    net = RecurrentSNN()
+    return get_strategy(name)(cfg, RunContext(net, ds, torch.device("cpu"), scenario, lambda line: None, 2,
+                                              net.trainable_for_depth(2), 8))
+
+
+def test_replayed_batches_hold_s_steps_and_the_memory_is_latent_replays(tiny):
+    ds, _ = tiny
+    assert ds.binned.nb_steps == 100
+    fewer = strategy_of(NAME, tiny, options={"replay_threshold": 0.5})
+    plain = strategy_of("latent_replay", tiny)
+    fewer.end_task(0)
+    plain.end_task(0)
+    batches = fewer.replay_batches()
+    assert batches and all(b.x.shape[1:] == (10, 100) and b.time_factor == 10 and b.threshold == 0.5
+                           for b in batches)
+    assert [b.x.shape[1] for b in plain.replay_batches()] == [100] * len(batches)
+    assert fewer.memory_bytes_stored == plain.memory_bytes_stored > 0
+    assert fewer.memory_bits_analytic == plain.memory_bits_analytic
+    assert torch.equal(fewer.memory.get_compressed(range(len(fewer.memory))),
+                       plain.memory.get_compressed(range(len(plain.memory))))
+
+
+@pytest.mark.parametrize("kw, message", [({"stored_steps": None}, "needs --latent-subsample S below the 100"),
+                                         ({"stored_steps": 100}, "needs --latent-subsample S below the 100"),
+                                         ({"options": {"replay_threshold": 0.0}}, "--replay-threshold must be")])
+def test_bad_settings_are_clear_errors(tiny, kw, message):
+    with pytest.raises(ConfigError, match=message):
+        strategy_of(NAME, tiny, **kw)
+
+
+def test_command_line_defaults_to_ten_stored_steps():
+    parser = build_parser(NAME, "class_incremental")
+    cfg = config_from_args(parser.parse_args(["--removed-class", "7"]), NAME, "class_incremental")
+    assert cfg.stored_steps == 10 and cfg.options["replay_threshold"] == 1.0 and cfg.latent_depth == 2
+
+
+def test_one_task_trains_on_new_t_step_and_replayed_s_step_batches(tiny):
+    ds, scenario = tiny
+    strategy = strategy_of(NAME, tiny, options={"replay_threshold": 0.4})
+    net = strategy.ctx.net
+    strategy.end_task(0)
+    for n, p in net.named_parameters():
+        p.requires_grad_(n in strategy.ctx.trainable)
+    new = cached_batches(net, ds, make_batches(scenario.tasks[1].train, 8), 2, torch.device("cpu"))
+    batches = strategy.epoch_batches(new)
+    assert {b.x.shape[0] for b in new} == {100} and {b.time_factor for b in batches} == {1, 10}
+    rows = fit_task(net, strategy, 1, new, 1, 1e-3, strategy.ctx.trainable, Evaluator(net, ds, scenario, 2, "cpu"))
+    assert rows[-1]["loss"] > 0 and rows[-1]["memory_bytes"] == strategy.memory_bytes_stored
