@@ -31,8 +31,9 @@ LAUNCHER_FLAGS = ("launcher", "runs_per_job", "slurm_")
 STAGES = ("pretrain", "sample_incremental", "class_incremental", "progressive", "speakers", "report")
 
 # Every configuration: per scenario, the held-out ids (two-task scenarios), the epochs per new task, the batch size
-# and grids of (strategies, depths, latent batches, rehearsal batches, stored steps, lr). In a grid, lr None is
-# the scenario's default (sccl/defaults.py); within a grid, compressed and uncompressed runs share one lr.
+# and grids of (strategies, depths, latent batches, rehearsal batches, stored steps, lr[, extra]). In a grid, lr
+# None is the scenario's default (sccl/defaults.py); within a grid, compressed and uncompressed runs share one lr.
+# extra: {"sets": ["STRATEGY.FLAG=V1,V2", ...] (a strategy's own flags, as cl_sweep --set), "epochs": N}.
 CONFIGS = {
     "quick": {
         # Sized for 15 minutes on a 2-core CPU: 3 seeds, each with its own pretrained models (12 epochs at lr 1e-3
@@ -89,21 +90,24 @@ def has_shd_files(folder: Path) -> bool:
 
 
 def resolve_data(data_dir: Path, offline_size: str, seed: int, offline_dir: Path | None = None,
-                 workers: int = 1) -> tuple[Path, bool]:
+                 workers: int = 1, force: bool = False) -> tuple[Path, bool]:
     """(folder holding the merged file, synthetic?): real SHD from data_dir, else the embedded dataset of that size
-    in its own folder (data/offline/<size>), so that a smoke run's tiny set is never reused by a plain run."""
+    in its own folder (data/offline/<size>), so that a smoke run's tiny set is never reused by a plain run. The
+    embedded dataset is (re)generated when missing, half-generated or damaged, and with ``force`` in any case."""
     if has_shd_files(data_dir):
         print(f"[data] SHD files found in {data_dir}", flush=True)
         ensure_merged(data_dir)
         return data_dir, False
-    from sccl.offline import generate_dataset
+    from sccl.offline import dataset_problem, generate_dataset
 
     offline_dir = offline_dir or OFFLINE_ROOT / offline_size
     print(f"[data] no SHD files in {data_dir}: using the embedded synthetic SHD-format dataset ({offline_size}) "
           f"in {offline_dir} -- synthetic data, not SHD", flush=True)
-    if not has_shd_files(offline_dir):
+    problem = "--force" if force else dataset_problem(offline_dir)
+    if problem:
+        print(f"[data] generating {offline_dir} ({problem})", flush=True)
         t0 = time.perf_counter()
-        generate_dataset(offline_dir, size=offline_size, seed=seed, progress=True, workers=workers)
+        generate_dataset(offline_dir, size=offline_size, seed=seed, progress=True, workers=workers, force=True)
         print(f"[data] generated in {time.perf_counter() - t0:.0f} s", flush=True)
     ensure_merged(offline_dir)
     return offline_dir, True
@@ -111,12 +115,14 @@ def resolve_data(data_dir: Path, offline_size: str, seed: int, offline_dir: Path
 
 def sweep_args(args, runs_dir: Path, data_dir: Path, scenario: str, conf: dict, grid: tuple) -> argparse.Namespace:
     """The testsuite flags of one grid of one scenario."""
-    strategies, depths, n, rehearsal, steps, lr = grid
+    strategies, depths, n, rehearsal, steps, lr, *more = grid
+    extra = more[0] if more else {}  # "sets": a strategy's own flags (cl_sweep --set), "epochs": this grid's
     sc = conf[scenario]
     return argparse.Namespace(
         ids=sc.get("ids"), first_speakers=sc.get("first_speakers"), strategies=strategies, depths=depths,
         latent_batches=n, rehearsal_batches=rehearsal, subsample=steps, compression="or", seeds=args.seeds or
-        conf["seeds"], epochs=sc["epochs"], batch_size=sc["batch_size"], lr=lr, pretrain_epochs=conf["pretrain_epochs"],
+        conf["seeds"], epochs=extra.get("epochs", sc["epochs"]), batch_size=sc["batch_size"], lr=lr,
+        sets=list(extra.get("sets", [])), pretrain_epochs=conf["pretrain_epochs"],
         jobs=args.jobs, retries=1, dry_run=args.dry_run, data_dir=str(data_dir), out_dir=str(runs_dir),
         split=args.split, device=args.device, **{k: v for k, v in vars(args).items() if k.startswith(LAUNCHER_FLAGS)})
 
@@ -145,6 +151,8 @@ def main(argv=None):
     p.add_argument("--offline-size", default="demo", choices=["tiny", "demo", "shd"],
                    help="size of the embedded dataset when no SHD files are found (default: %(default)s)")
     p.add_argument("--offline-dir", help="where the embedded dataset is generated (default: data/offline/<size>)")
+    p.add_argument("--force", action="store_true", help="regenerate the embedded dataset even if it is complete (a "
+                   "missing, half-generated or damaged one is regenerated anyway); never touches real SHD files")
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel, one process and thread each (default: 2)")
     p.add_argument("--seeds", default=None,
                    help="comma-separated seeds (default: the configuration's: 0,1,2 quick, 0 smoke and full)")
@@ -170,7 +178,7 @@ def main(argv=None):
     t_start = time.perf_counter()
     data_dir, synthetic = resolve_data(Path(args.data_dir).expanduser(), offline_size,
                                        int(seeds.split(",")[0]), Path(args.offline_dir) if args.offline_dir else None,
-                                       workers=max(1, args.jobs))
+                                       workers=max(1, args.jobs), force=args.force)
     label = "synthetic SHD-format data, not SHD" if synthetic else "SHD"
     order = [s for s in STAGES if s in stages]
     failed = 0

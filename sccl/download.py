@@ -30,7 +30,6 @@ import hashlib
 import http.client
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -41,6 +40,7 @@ import h5py
 from tqdm import tqdm
 
 from sccl.data import REQUIRED_KEYS
+from sccl.disk import remove_stale_temps, temp_path
 from sccl.errors import DataError
 
 DEFAULT_BASE_URL = "https://zenkelab.org/datasets/"
@@ -168,9 +168,9 @@ def _fetch_md5sums(base: str, opener: Opener, data_dir: Path) -> dict[str, str]:
 
 
 def _temp_path(data_dir: Path, name: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=data_dir)
-    os.close(fd)
-    return Path(tmp)
+    """``<name>.tmp<pid>`` (sccl.disk's naming), after removing the ones a killed process left behind."""
+    remove_stale_temps(data_dir / name)
+    return temp_path(data_dir / name)
 
 
 def _download_gz(url: str, gz_path: Path, expected: str, opener: Opener, data_dir: Path, progress: bool) -> None:

@@ -26,12 +26,16 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import h5py
 import numpy as np
 from tqdm import tqdm
 
 from sccl.cli import run_cli
-from sccl.data import NB_CLASSES, NB_SPEAKERS, SHDData, write_shd
+from sccl.data import (H5_ERRORS, NB_CLASSES, NB_SPEAKERS, REQUIRED_KEYS, SHDData, damage_reason, estimated_size,
+                       write_shd)
+from sccl.disk import atomic_path, check_free_space
 from sccl.errors import ConfigError, DataError
+from sccl.merge import MERGED_FILE
 from sccl.offline_speech import SPEAKER_TABLE, make_sample, seeded_rng
 
 GENERATOR_VERSION = "1.0"
@@ -131,9 +135,10 @@ def generate_dataset(
     """Write ``shd_train.h5`` and ``shd_test.h5`` into ``out_dir``; return their paths.
 
     ``size`` is a preset ("tiny", "demo", "shd"); ``reps`` overrides its repetitions per (speaker, word).
-    Existing files are only replaced with ``force=True``. ``workers`` processes generate the samples (the
-    output does not depend on it). Each file is written under a temporary name and
-    renamed at the end, so an interrupted run leaves no partial file.
+    Existing files (and a merged file made from them) are only replaced with ``force=True``. ``workers`` processes generate the samples (the
+    output does not depend on it). The free space is checked before anything is written; each file is written
+    under a temporary name and renamed at the end, so an interrupted or failed run leaves no partial file (and
+    the next run removes the temporary files of a killed one).
     """
     if int(seed) != seed or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed}")
@@ -141,7 +146,8 @@ def generate_dataset(
     plan = sample_plan(size, seed, reps)
     out_dir = Path(out_dir)
     train_path, test_path = out_dir / TRAIN_NAME, out_dir / TEST_NAME
-    existing = [str(p) for p in (train_path, test_path) if p.exists()]
+    merged = out_dir / MERGED_FILE  # made from the pair: replaced with it
+    existing = [str(p) for p in (train_path, test_path, merged) if p.exists()]
     if existing and not force:
         raise DataError(f"refusing to overwrite {' and '.join(existing)} (use force=True / --force)")
     try:
@@ -156,22 +162,41 @@ def generate_dataset(
         "size": size if reps is None else f"{size} (reps={reps})",
         "numpy_version": np.__version__,
     }
-    tmps = []
+    datas = [_build([(s, w, r) for s, w, r, is_test in plan if is_test == flag], seed, flag, progress, workers)
+             for flag in (0, 1)]
+    check_free_space(out_dir, sum(estimated_size(d) for d in datas), f"the {size} dataset")
     try:
-        for path, flag in ((train_path, 0), (test_path, 1)):
-            items = [(s, w, r) for s, w, r, is_test in plan if is_test == flag]
-            data = _build(items, seed, flag, progress, workers)
-            tmp = out_dir / f".{path.name}.tmp-{os.getpid()}"
-            tmps.append(tmp)
-            write_shd(tmp, data, attrs={**attrs, "split": ("train", "test")[flag]})
-        for tmp, path in zip(tmps, (train_path, test_path)):
-            os.replace(tmp, path)
+        with contextlib.ExitStack() as stack:  # both files renamed into place only when both are written
+            for path, data, flag in zip((train_path, test_path), datas, (0, 1)):
+                tmp = stack.enter_context(atomic_path(path))
+                write_shd(tmp, data, attrs={**attrs, "split": ("train", "test")[flag]})
+            merged.unlink(missing_ok=True)  # before the new pair is in place: never a merged file of the old one
     except OSError as exc:
         raise DataError(f"could not write the dataset into {out_dir}: {exc}") from None
-    finally:
-        for tmp in tmps:
-            tmp.unlink(missing_ok=True)
     return train_path, test_path
+
+
+def _file_problem(path: Path) -> str | None:
+    if not path.is_file():
+        return f"{path.name} is missing"
+    try:
+        with h5py.File(path, "r") as f:
+            missing = [key for key in REQUIRED_KEYS if key not in f]
+    except H5_ERRORS as exc:
+        return f"{path.name} is damaged ({damage_reason(exc)})"
+    return f"{path.name} is incomplete (no '{missing[0]}')" if missing else None
+
+
+def dataset_problem(out_dir: str | os.PathLike) -> str | None:
+    """Why the dataset folder ``out_dir`` cannot be used as it is (nothing there, a file missing, truncated or
+    damaged: a half-generated folder), or None. A quick check: each file opens and holds the SHD keys."""
+    out_dir = Path(out_dir)
+    pair = (out_dir / TRAIN_NAME, out_dir / TEST_NAME)
+    if (out_dir / MERGED_FILE).exists():
+        return _file_problem(out_dir / MERGED_FILE)
+    if not any(p.exists() for p in pair):
+        return "no dataset yet"
+    return next((problem for problem in map(_file_problem, pair) if problem), None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -202,8 +227,6 @@ def main(argv: list[str] | None = None) -> None:
     train, test = generate_dataset(args.out_dir, size=args.size, seed=args.seed, reps=args.reps, force=args.force,
                                    progress=True, workers=args.workers)
     secs = time.perf_counter() - start
-    import h5py
-
     for path in (train, test):
         with h5py.File(path, "r") as f:
             n = len(f["labels"])

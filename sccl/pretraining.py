@@ -23,7 +23,8 @@ import torch
 from tqdm import tqdm
 
 from sccl.device import resolve_device, set_threads
-from sccl.errors import ConfigError, TrainingDiverged
+from sccl.disk import remove_stale_temps, write_error
+from sccl.errors import ConfigError, DataError, TrainingDiverged
 from sccl.locks import check_writable, folder_lock
 from sccl.model import RecurrentSNN
 from sccl.results import package_versions, read_json, torch_load, torch_save, write_csv, write_json
@@ -33,6 +34,7 @@ from sccl.training import Dataset, accuracy, check_training_settings, raw_batche
 CSV_COLUMNS = ["epoch", "loss", "train_acc", "test_acc", "seconds"]
 # settings that may differ between an interrupted run and its resumption
 RESUMABLE_DIFFERENCES = {"epochs", "device", "threads", "quiet"}
+FILES = ("model.pt", "checkpoint.pt", "epochs.csv", "log.txt", "config.json", "split.npz")
 
 
 @dataclass
@@ -70,12 +72,39 @@ def is_finished(folder: Path, epochs: int | None = None) -> bool:
     """A final model exists (trained for at least ``epochs`` epochs when given)."""
     if not ((folder / "model.pt").is_file() and (folder / "config.json").is_file()):
         return False
-    return epochs is None or read_json(folder / "config.json")["settings"]["epochs"] >= epochs
+    return epochs is None or read_config(folder)["settings"]["epochs"] >= epochs
+
+
+def read_config(folder: Path) -> dict:
+    """A pretraining run's config.json, checked to hold what is read from it; damaged: one line."""
+    path = folder / "config.json"
+    config = read_json(path)
+    try:
+        int(config["settings"]["epochs"]), str(config["data"]["sha256"])
+        if not isinstance(config["settings"], dict):
+            raise TypeError("'settings' is not a table")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{path}: not a pretraining config ({type(exc).__name__}: {exc}); delete the run folder or "
+                        "rerun with --force") from None
+    return config
+
+
+def _load_state(target, state, path: Path, what: str) -> None:
+    """``target.load_state_dict(state)``; a file that does not fit the model is one line."""
+    try:
+        target.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: not {what} of this model ({reason}); delete the run folder or rerun with "
+                        "--force") from None
 
 
 def _log(folder: Path, line: str, quiet: bool) -> None:
-    with open(folder / "log.txt", "a") as fh:
-        fh.write(line + "\n")
+    try:
+        with open(folder / "log.txt", "a") as fh:
+            fh.write(line + "\n")
+    except OSError as exc:
+        raise write_error(folder / "log.txt", exc) from None
     if not quiet:
         tqdm.write(line)
 
@@ -91,6 +120,8 @@ def pretrain(cfg: PretrainConfig, ds: Dataset, out_dir: str | Path, force: bool 
     """Train (or resume, or skip when finished) the model for ``cfg``; returns its run folder. Two processes asked
     for the same model take turns (the second waits, then finds it finished)."""
     check_training_settings(cfg.epochs, cfg.lr, cfg.batch_size, cfg.seed, min_epochs=1)
+    if int(cfg.threads) < 1:
+        raise ConfigError(f"--threads must be at least 1, got {cfg.threads}")
     check_writable(out_dir)
     folder = run_dir(out_dir, cfg.split, cfg.scenario, cfg.held_out, cfg.seed, cfg.first_speakers)
     lock = folder.parent / ".locks" / f"{folder.name}.lock"
@@ -101,13 +132,15 @@ def pretrain(cfg: PretrainConfig, ds: Dataset, out_dir: str | Path, force: bool 
 def _pretrain(cfg: PretrainConfig, ds: Dataset, folder: Path, force: bool) -> Path:
     settings = json.loads(json.dumps(asdict(cfg)))  # tuples as lists, as config.json reads back
     config = {"settings": settings, "data": {"path": str(ds.path), "sha256": ds.sha256(),
-              "synthetic": ds.synthetic, "nb_steps": ds.binned.nb_steps, "max_time": ds.binned.max_time},
+              "synthetic": ds.synthetic, "nb_steps": ds.binned.nb_steps, "max_time": ds.binned.max_time,
+              "dropped_spikes": ds.binned.dropped},
               "versions": package_versions()}
-    if folder.exists() and force:
-        for name in ("model.pt", "checkpoint.pt", "epochs.csv", "log.txt", "config.json", "split.npz"):
+    for name in FILES if folder.is_dir() else ():
+        remove_stale_temps(folder / name)  # left by a killed process
+        if force:
             (folder / name).unlink(missing_ok=True)
     if (folder / "config.json").is_file():
-        old = read_json(folder / "config.json")
+        old = read_config(folder)
         diff = {k for k in set(settings) | set(old["settings"]) if settings.get(k) != old["settings"].get(k)}
         diff -= RESUMABLE_DIFFERENCES
         if old["data"]["sha256"] != config["data"]["sha256"]:
@@ -135,9 +168,12 @@ def _pretrain(cfg: PretrainConfig, ds: Dataset, folder: Path, force: bool) -> Pa
     history: list[dict] = []
     start = 0
     if (folder / "checkpoint.pt").is_file():
-        ckpt = torch_load(folder / "checkpoint.pt", map_location=device)
-        net.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        path = folder / "checkpoint.pt"
+        ckpt = torch_load(path, map_location=device)
+        if not isinstance(ckpt, dict) or not {"model", "optimizer", "history", "epoch"} <= set(ckpt):
+            raise DataError(f"{path}: not a pretraining checkpoint (missing entries); delete it or rerun with --force")
+        _load_state(net, ckpt["model"], path, "a checkpoint")
+        _load_state(optimizer, ckpt["optimizer"], path, "a checkpoint")
         history, start = list(ckpt["history"]), int(ckpt["epoch"])
         _log(folder, f"resuming after epoch {start}", cfg.quiet)
     else:
@@ -147,6 +183,8 @@ def _pretrain(cfg: PretrainConfig, ds: Dataset, folder: Path, force: bool) -> Pa
              f"seed {cfg.seed}) "
              f"on {ds.path}{' [synthetic SHD-format data, not SHD]' if ds.synthetic else ''}", cfg.quiet)
         _log(folder, f"split: {split.describe()}", cfg.quiet)
+        _log(folder, f"data: {len(ds.labels)} samples; {ds.binned.dropped} spikes at or after max_time "
+             f"{ds.binned.max_time:g} s dropped", cfg.quiet)
     (folder / "model.pt").unlink(missing_ok=True)  # training more epochs: the old final model is not final
     write_json(folder / "config.json", config)
 
@@ -182,5 +220,5 @@ def load_pretrained(folder: Path, device: torch.device | str = "cpu") -> tuple[R
     if not is_finished(folder):
         raise ConfigError(f"no finished pretraining in {folder}: run statedicts/pretrain.py first")
     net = RecurrentSNN()
-    net.load_state_dict(torch_load(folder / "model.pt"))
-    return net.to(device), Split.load(folder / "split.npz"), read_json(folder / "config.json")
+    _load_state(net, torch_load(folder / "model.pt"), folder / "model.pt", "the weights")
+    return net.to(device), Split.load(folder / "split.npz"), read_config(folder)

@@ -13,19 +13,13 @@ from pathlib import Path
 
 import torch
 
+from sccl.disk import atomic_write_bytes
 from sccl.errors import DataError
 
 
 def _atomic_bytes(path: Path, payload: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(payload)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Temporary file + rename, free space checked first; a failure is one :class:`DataError` (sccl.disk)."""
+    atomic_write_bytes(path, payload)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from sccl.data import NB_CLASSES, NB_SPEAKERS
+from sccl.disk import atomic_path
 from sccl.errors import ConfigError, DataError
 
 SCENARIOS = ("sample_incremental", "class_incremental", "progressive", "speakers")
@@ -65,22 +66,27 @@ class Split:
         path = Path(path)
         meta = json.dumps({"scenario": self.scenario, "split": self.kind, "held_out": self.held_out,
                            "seed": self.seed, "first_speakers": self.first_speakers})
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        with open(tmp, "wb") as fh:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, _meta=np.array(meta), **self.sets)
-        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Split":
+        """The split saved at ``path``; a damaged file (truncated, not a zip, missing or wrong arrays) is one line."""
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(str(z["_meta"]))
-                sets = {k: z[k].astype(np.int64) for k in z.files if k != "_meta"}
-        except (OSError, ValueError, KeyError) as exc:
-            raise DataError(f"{path}: not a readable split file ({exc})") from None
-        first = meta.get("first_speakers")
-        return cls(_LEGACY_SCENARIO.get(meta["scenario"], meta["scenario"]), meta.get("split", meta.get("protocol")),
-                   meta["held_out"], meta["seed"], sets, tuple(first) if first is not None else None)
+                sets = {k: z[k] for k in z.files if k != "_meta"}
+            bad = [k for k, v in sets.items() if v.ndim != 1 or not np.issubdtype(v.dtype, np.integer) or
+                   (v < 0).any()]
+            if bad:
+                raise ValueError(f"'{bad[0]}' is not a list of sample indices")
+            first = meta.get("first_speakers")
+            return cls(_LEGACY_SCENARIO.get(meta["scenario"], meta["scenario"]), meta.get("split", meta.get("protocol")),
+                       meta["held_out"], meta["seed"], {k: v.astype(np.int64) for k, v in sets.items()},
+                       tuple(first) if first is not None else None)
+        except Exception as exc:  # truncated, not a zip, missing keys, garbage: numpy and zipfile raise many kinds
+            raise DataError(f"{path}: damaged or not a split file ({type(exc).__name__}: {exc}); delete the run "
+                            "folder or rerun with --force") from None
 
 
 def _rng(seed: int, scenario: str, kind: str, held_out: int | None, group: int) -> np.random.Generator:

@@ -98,6 +98,9 @@ def raw_batches(ds: Dataset, index_batches: list[np.ndarray], device: torch.devi
     return out
 
 
+MAX_SEED = 2**31 - 1  # what every seeded generator here takes
+
+
 def check_training_settings(epochs: int, lr: float, batch_size: int, seed: int, min_epochs: int = 0) -> None:
     """One clear error for a setting no run can train with (checked before anything is written)."""
     if epochs < min_epochs:
@@ -106,8 +109,8 @@ def check_training_settings(epochs: int, lr: float, batch_size: int, seed: int, 
         raise ConfigError(f"--lr must be a positive number, got {lr}")
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
-    if seed < 0:
-        raise ConfigError(f"--seed must be >= 0, got {seed}")
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"--seed must be between 0 and {MAX_SEED}, got {seed}")
 
 
 def nll_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

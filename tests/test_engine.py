@@ -181,6 +181,7 @@ def test_dataclass_and_command_line_defaults_are_the_same_table():
     (["--latent-subsample", "30"], "--latent-subsample 30 must divide the 100 time steps"),
     (["--lr", "nan"], "--lr must be a positive number"),
     (["--lr", "-1"], "--lr must be a positive number"),
+    (["--seed", str(2**64)], "--seed must be between 0 and 2147483647"),
 ])
 def test_bad_values_are_clear_errors(world, capsys, argv, message):
     ds, root = world
@@ -227,7 +228,7 @@ def test_a_diverging_run_stops_with_one_line():
 @pytest.mark.parametrize("flag, value, message", [
     ("--lr", "inf", "--lr must be a positive number, got inf"),
     ("--batch-size", "0", "--batch-size must be >= 1, got 0"),
-    ("--seed", "-5", "--seed must be >= 0, got -5"),
+    ("--seed", "-5", "--seed must be between 0 and 2147483647, got -5"),
 ])
 def test_pretraining_refuses_bad_numbers_before_writing_anything(world, tmp_path, flag, value, message):
     ds, _ = world

@@ -1,4 +1,5 @@
-"""Joint training: each epoch is every past task's batches plus the new ones; its memory is what it keeps."""
+"""Joint training: each epoch is the shuffled union of every task so far; its memory is what it keeps. And a
+task's batch prefix (for estimates that need only a few samples)."""
 
 import numpy as np
 import torch
@@ -11,34 +12,41 @@ from sccl.strategies.joint import Joint, batch_nbytes
 from sccl.training import Batch
 
 
-def sparse_batch(n: int, seed: int) -> Batch:
-    g = torch.Generator().manual_seed(seed)
-    x = (torch.rand(n, 10, 700, generator=g) < 0.01).float()
-    return Batch(SparseInput.from_dense(x), torch.zeros(n, dtype=torch.int64))
+class FakeBinned:
+    nb_steps = 10
+    steps, units, counts = np.zeros(1, np.uint8), np.zeros(1, np.uint16), np.zeros(1, np.uint8)
+    offsets = np.arange(0, 5 * 101, 5)  # sample i holds 5 entries
 
 
-def test_joint_trains_on_every_task_seen_so_far_and_counts_what_it_keeps():
-    tasks = [Task(f"t{i}", np.arange(4), np.arange(4)) for i in range(3)]
-    old, b1, b2 = [sparse_batch(4, 0), sparse_batch(3, 1)], [sparse_batch(4, 2)], [sparse_batch(4, 3)]
-    ctx = RunContext(None, None, torch.device("cpu"), Scenario("speakers", tasks), print,
-                     task_batches={0: old, 1: b1, 2: b2})
-    joint = Joint(RunConfig("speakers", "joint"), ctx)
+def test_joint_trains_on_the_shuffled_union_of_every_task_seen_so_far(monkeypatch):
+    import sccl.engine as engine
+
+    monkeypatch.setattr(engine, "cached_batches", lambda net, ds, idx, depth, device: [Batch(i, i) for i in idx])
+    tasks = [Task("t0", np.arange(0, 40), np.arange(4)), Task("t1", np.arange(40, 50), np.arange(4)),
+             Task("t2", np.arange(50, 60), np.arange(4))]
+    ds = type("DS", (), {"binned": FakeBinned()})()
+    ctx = RunContext(None, ds, torch.device("cpu"), Scenario("speakers", tasks), print)
+    joint = Joint(RunConfig("speakers", "joint", batch_size=16, seed=3), ctx)
     assert joint.memory_bytes_stored == 0
     joint.end_task(0)
-    epoch = joint.epoch_batches(b1)
-    assert sorted(map(id, epoch)) == sorted(map(id, old + b1))  # every batch once
-    assert epoch.index(b1[0]) == 1  # the new batch spread among the old ones (mixed schedule)
+    joint.start_task(1)
+    epoch = joint.epoch_batches(["the new batches are not used alone"])
+    assert [len(b) for b in epoch] == [16, 16, 16, 2]
+    seen = np.concatenate([b.x for b in epoch])
+    assert sorted(seen) == list(range(50)) and list(seen) != list(range(50))  # every sample once, shuffled
+    assert joint.memory_bytes_stored == 40 * 5 * (1 + 2 + 1) + 40 * 8  # 40 kept samples of 5 entries
+    assert joint.memory_bits_analytic == 40 * 10 * 700
     joint.end_task(1)
-    assert sorted(map(id, joint.epoch_batches(b2))) == sorted(map(id, old + b1 + b2))
-    x = old[0].x
-    assert batch_nbytes(old[0]) == 8 * x.nnz + 8 * x.nnz + 8 * 10 * 4 + 4 * x.nnz  # units, bags, offsets, counts
-    assert joint.memory_bytes_stored == sum(batch_nbytes(b) for b in old + b1)
-    assert joint.memory_bits_analytic == (4 + 3 + 4) * 10 * 700
+    joint.start_task(2)
+    assert sorted(np.concatenate([b.x for b in joint.epoch_batches([])])) == list(range(60))
+    assert joint.memory_bytes_stored == 50 * (5 * 4 + 8)
 
 
-def test_kept_activity_at_a_cut_is_counted_by_its_tensor():
+def test_kept_batches_are_counted_by_their_tensors():
     z = torch.zeros(100, 8, 50)
     assert batch_nbytes(Batch(z, torch.zeros(8), from_depth=3, time_major=True)) == 100 * 8 * 50 * 4
+    x = SparseInput.from_dense((torch.rand(4, 10, 700, generator=torch.Generator().manual_seed(0)) < 0.01).float())
+    assert batch_nbytes(Batch(x, torch.zeros(4))) == 8 * x.nnz + 8 * x.nnz + 8 * 10 * 4 + 4 * x.nnz
 
 
 def test_a_task_prefix_is_built_without_keeping_the_whole_task(monkeypatch):

@@ -69,13 +69,13 @@ def test_interrupted_merge_script_leaves_no_file(shd_pair, tmp_path):
     train_p, test_p, *_ = shd_pair
     code = ("import sys, time, sccl.merge as m\n"
             "orig = m._write_like\n"
-            "def slow(*a):\n    orig(*a); time.sleep(30)\n"
+            "def slow(*a):\n    orig(*a); open(sys.argv[3] + '.writing', 'w').close(); time.sleep(30)\n"
             "m._write_like = slow\n"
             "m.merge_files(sys.argv[1], sys.argv[2], sys.argv[3])\n")
     proc = subprocess.Popen([sys.executable, "-c", code, str(train_p), str(test_p), str(tmp_path / "shd_merged.h5")])
     try:
         for _ in range(200):
-            if any(".tmp" in p.name for p in tmp_path.iterdir()):
+            if any(p.name.endswith(".writing") for p in tmp_path.iterdir()):  # the file is being built
                 break
             import time
             time.sleep(0.05)
@@ -85,6 +85,7 @@ def test_interrupted_merge_script_leaves_no_file(shd_pair, tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert not (tmp_path / "shd_merged.h5").exists()
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
 
 
 def test_missing_input_is_a_clear_error(tmp_path):

@@ -1,13 +1,18 @@
-"""Joint training: every epoch trains on the union of all tasks seen so far (the pretraining's training samples
-included). Not continual learning (it keeps every past sample) but the upper bound every comparison needs."""
+"""Joint training: every task trains on the union of all tasks seen so far (the pretraining's training samples
+included), shuffled into class-mixed batches as a pretraining would be. Not continual learning (it keeps every
+past sample) but the upper bound every comparison needs."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from sccl.data import NB_UNITS
 from sccl.sparse_input import SparseInput
+from sccl.splits import make_batches
 from sccl.strategies.base import Strategy
-from sccl.strategies.replaying import schedule_order
+
+SALT = 6151  # the shuffle's seed is [seed, SALT, task]
 
 
 def batch_nbytes(batch) -> int:
@@ -21,34 +26,40 @@ def batch_nbytes(batch) -> int:
 class Joint(Strategy):
     name = "joint"
     description = ("Joint training (upper bound): train every parameter on the union of all tasks seen so far, "
-                   "old batches spread evenly among the new ones.")
+                   "shuffled into mixed batches (seeded).")
 
     def __init__(self, cfg, ctx):
         super().__init__(cfg, ctx)
-        self.kept: list = []  # batches of the tasks before the current one
-        self.samples = 0
+        self.kept = np.zeros(0, dtype=np.int64)  # training samples of the tasks before the current one
+        self.union: list = []
 
     def end_task(self, i: int) -> None:
-        batches = self.ctx.train_batches(i)
-        self.kept.extend(batches)
-        self.samples += sum(len(b) for b in batches)
+        self.kept = np.concatenate([self.kept, self.ctx.scenario.tasks[i].train])
+
+    def start_task(self, i: int) -> None:
+        union = np.concatenate([self.kept, self.ctx.scenario.tasks[i].train])
+        order = np.random.default_rng([self.cfg.seed, SALT, i]).permutation(union)
+        from sccl.engine import cached_batches  # (the engine imports the strategies)
+
+        ctx = self.ctx
+        self.union = cached_batches(ctx.net, ctx.ds, make_batches(order, self.cfg.batch_size, drop_last=False),
+                                    ctx.depth, ctx.device)
 
     def epoch_batches(self, new):
-        return [new[j] if kind == "new" else self.kept[j]
-                for kind, j in schedule_order(len(new), len(self.kept), "mixed")]
+        return self.union
 
     @property
     def memory_bits_analytic(self) -> int:
         """One bit per stored value (the paper's count for raw input): samples x T x channels."""
-        if not self.kept:
-            return 0
-        x = self.kept[0].x
-        T, width = (x.nb_steps, x.nb_inputs) if isinstance(x, SparseInput) else (x.shape[0], x.shape[2])
-        return self.samples * T * width
+        return len(self.kept) * self.ctx.ds.binned.nb_steps * NB_UNITS
 
     @property
     def memory_bytes_stored(self) -> int:
-        return sum(batch_nbytes(b) for b in self.kept)
+        """The kept samples in the dataset's own sparse form: per entry a step (uint8), a unit (uint16) and a count
+        (uint8), plus an 8-byte offset per sample."""
+        b = self.ctx.ds.binned
+        entries = int((b.offsets[self.kept + 1] - b.offsets[self.kept]).sum())
+        return entries * (b.steps.itemsize + b.units.itemsize + b.counts.itemsize) + 8 * len(self.kept)
 
     def describe_memory(self) -> str:
-        return f"every past training sample: {self.samples} samples, {self.memory_bytes_stored:,} B held"
+        return f"every past training sample: {len(self.kept)} samples, {self.memory_bytes_stored:,} B (sparse)"
