@@ -46,13 +46,24 @@ CONFIGS = {
         "sample_incremental": {"ids": "3", "epochs": 10, "batch_size": 64, "grids": [
             ("naive", "0", "1", "1", "none", None),
             ("rehearsal", "0", "1", "4", "none", None),
-            ("latent_replay", "1,3", "8", "1", "none,10", None)]},
+            ("latent_replay", "1,3", "8", "1", "none,10", None),
+            # beyond replay (issue 10): SI equals naive fine-tuning in a two-task scenario (no importance for the
+            # unobserved pretraining), so it runs in the sequences only
+            ("joint,ewc,lwf,projection", "0", "1", "1", "none", None, {"sets": ["projection.subspace=svd,hebbian"]})]},
         "class_incremental": {"ids": "7", "epochs": 30, "batch_size": 64, "grids": [
             ("naive", "0", "1", "1", "none", None),
-            ("latent_replay", "2,3", "1", "1", "none,10", 1e-3)]},
+            ("latent_replay", "2,3", "1", "1", "none,10", 1e-3),
+            ("ewc,lwf,projection", "0", "1", "1", "none", None, {"sets": ["projection.subspace=svd,hebbian"]}),
+            ("latent_replay", "2", "1", "1", "none", 1e-3, {"sets": ["latent_replay.regularizer=ewc"]}),
+            ("latent_replay_fewer_steps", "2", "1", "1", "10", 1e-3,
+             {"sets": ["latent_replay_fewer_steps.latent-batches=1"]}),
+            ("joint", "0", "1", "1", "none", 1e-3, {"epochs": 10})]},  # the union: 10 epochs at the pretraining lr
         "progressive": {"epochs": 10, "batch_size": 64, "grids": [  # k = 0: the frozen network without replay
             ("latent_replay", "2", "0,1", "1", "none", 1e-3),
-            ("latent_replay", "2", "1", "1", "50", 1e-3)]},
+            ("latent_replay", "2", "1", "1", "50", 1e-3),
+            ("naive,ewc,si,lwf,projection", "0", "1", "1", "none", None, {"epochs": 5, "sets": ["projection.subspace=svd,hebbian"]}),
+            ("latent_replay", "2", "1", "1", "none", 1e-3, {"sets": ["latent_replay.regularizer=ewc"]}),
+            ("joint", "0", "1", "1", "none", 1e-3, {"epochs": 2})]},
         "speakers": {"first_speakers": "0-5", "epochs": 3, "batch_size": 64, "grids": [
             ("naive", "0", "1", "1", "none", None),
             ("latent_replay", "1", "2", "1", "none", None)]},
@@ -73,12 +84,19 @@ CONFIGS = {
         "sample_incremental": {"ids": "0-11", "epochs": 50, "batch_size": 64, "grids": [
             ("naive,latent_replay", "0-3", "10,20,40,80", "1", "none", None),
             ("rehearsal", "0", "1", "1,2,3,4,5", "none", None),
-            ("latent_replay_subsampled", "0-3", "10,20,40,80", "1", "50,20,10", None)]},
+            ("latent_replay_subsampled", "0-3", "10,20,40,80", "1", "50,20,10", None),
+            ("joint,ewc,si,lwf,projection", "0", "1", "1", "none", None, {"sets": ["projection.subspace=svd,hebbian"]}),
+            ("latent_replay", "1", "40", "1", "none,10", None, {"sets": ["latent_replay.regularizer=ewc,lwf,projection"]})]},
         "class_incremental": {"ids": "0-19", "epochs": 50, "batch_size": 64, "grids": [
             ("naive,rehearsal,latent_replay", "0-3", "1,2,3,4", "2", "none", None),
-            ("latent_replay_subsampled", "0-3", "1,2,3,4", "2", "50,20,10", None)]},
+            ("latent_replay_subsampled", "0-3", "1,2,3,4", "2", "50,20,10", None),
+            ("joint,ewc,si,lwf,projection", "0", "1", "1", "none", None, {"sets": ["projection.subspace=svd,hebbian"]}),
+            ("latent_replay", "2", "2", "1", "none,10", None, {"sets": ["latent_replay.regularizer=ewc,lwf,projection"]}),
+            ("latent_replay_fewer_steps", "1,2", "2", "1", "10", None)]},
         "progressive": {"epochs": 20, "batch_size": 64, "grids": [
-            ("latent_replay", "0-3", "1-4", "1", "none,50", None)]},
+            ("latent_replay", "0-3", "1-4", "1", "none,50", None),
+            ("naive,joint,ewc,si,lwf,projection", "0", "1", "1", "none", None, {"sets": ["projection.subspace=svd,hebbian"]}),
+            ("latent_replay", "2", "1", "1", "none,50", None, {"sets": ["latent_replay.regularizer=ewc,lwf,projection"]})]},
         "speakers": {"first_speakers": "0-5", "epochs": 20, "batch_size": 64, "grids": [
             ("naive,rehearsal,latent_replay", "1-3", "2", "1", "none,10", None)]},
     },

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from sccl import metrics
 from sccl.defaults import READOUT_REDRAW
 from sccl.device import resolve_device, set_threads
+from sccl.disk import write_error
 from sccl.errors import ConfigError
 from sccl.locks import check_writable, folder_lock
 from sccl.pretraining import is_finished, load_pretrained
@@ -82,8 +83,11 @@ class RunLog:
         self.held = []
 
     def _write(self, line: str) -> None:
-        with open(self.path, "a") as fh:
-            fh.write(line + "\n")
+        try:
+            with open(self.path, "a") as fh:
+                fh.write(line + "\n")
+        except OSError as exc:  # a full disk: one line naming the file
+            raise write_error(self.path, exc) from None
 
     def __call__(self, line: str) -> None:
         if self.path is None:

@@ -37,7 +37,7 @@ def test_only_the_hosted_strategy_s_flags_enter_the_settings():
     plain = config([])
     assert plain.options == {} and plain.label() == "latent_replay-class7-d2-n2-seed0"
     with_ewc = config(["--regularizer", "ewc", "--ewc-lambda", "5"])
-    assert with_ewc.options == {"regularizer": "ewc", "ewc_lambda": 5.0, "ewc_gamma": 1.0, "fisher_samples": 200}
+    assert with_ewc.options == {"regularizer": "ewc", "ewc_lambda": 5.0, "ewc_gamma": 1.0, "fisher_samples": 200}  # given
     assert with_ewc.label() == "latent_replay-class7-d2-n2-ewc-seed0"
 
 

@@ -19,6 +19,7 @@ import weakref
 import torch
 import torch.nn.functional as F
 
+from sccl.defaults import METHODS
 from sccl.strategies.anchoring import nbytes, require
 from sccl.strategies.base import Flag, Strategy
 from sccl.training import Batch, logits_of
@@ -76,8 +77,8 @@ class LearningWithoutForgetting(Strategy):
                    "the new data, alpha T^2 KL(softmax(z_old/T) || softmax(z_new/T)) over the classes seen so far; "
                    "stores a copy of the trained parameters, no samples.")
     flags = (
-        Flag("--lwf-alpha", "lwf_alpha", "weight alpha of the distillation term", type=float, default=1.0),
-        Flag("--lwf-temperature", "lwf_temperature", "distillation temperature T", type=float, default=2.0),
+        Flag("--lwf-alpha", "lwf_alpha", "weight alpha of the distillation term", type=float, default=METHODS['lwf_alpha']),
+        Flag("--lwf-temperature", "lwf_temperature", "distillation temperature T", type=float, default=METHODS['lwf_temperature']),
     )
 
     def __init__(self, cfg, ctx):

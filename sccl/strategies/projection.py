@@ -35,6 +35,7 @@ import math
 
 import torch
 
+from sccl.defaults import METHODS
 from sccl.errors import ConfigError
 from sccl.strategies.base import Flag, Strategy
 from sccl.subspace import (BASIS_MODES, OjaSubspace, activity_grams, extend_basis, group_width, presynaptic_rows,
@@ -50,7 +51,7 @@ class Projection(Strategy):
                    "span of its old presynaptic activity (inputs and previous spikes, all time steps).")
     flags = (
         Flag("--energy", "energy", "share of the old activity's energy the bases keep, in (0, 1]", type=float,
-             default=0.97),
+             default=METHODS["energy"]),
         Flag("--subspace", "subspace", "svd: GPM's basis at task end; hebbian: HLOP's Oja rows learnt online",
              type=str, default="svd", choices=SUBSPACES),
         Flag("--basis", "basis", "separate: one basis per matrix; joint: one per layer over [x_t; s_(t-1)]",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import torch
 
+from sccl.defaults import METHODS
 from sccl.strategies.anchoring import ImportanceAnchoredStrategy, detached_copies, require
 from sccl.strategies.base import Flag
 
@@ -31,7 +32,7 @@ class SynapticIntelligence(ImportanceAnchoredStrategy):
                    "pretraining was not observed, so task 0 gets no importance: SI protects only tasks trained "
                    "here (in a two-task scenario it is naive fine-tuning).")
     flags = (
-        Flag("--si-c", "si_c", "penalty strength c", type=float, default=1.0),
+        Flag("--si-c", "si_c", "penalty strength c", type=float, default=METHODS['si_c']),
         Flag("--si-xi", "si_xi", "damping xi of Omega = omega / (Delta^2 + xi), to be set near a task's squared "
              "weight change: the weights here are ~0.01, so MNIST's usual 0.1 would swamp Delta^2", type=float,
              default=1e-3),
