@@ -56,7 +56,8 @@ CONFIGS = {
             ("ewc,lwf,projection", "0", "1", "1", "none", None, {"sets": ["projection.subspace=svd,hebbian"]}),
             ("latent_replay", "2", "1", "1", "none", 1e-3, {"sets": ["latent_replay.regularizer=ewc"]}),
             ("latent_replay_fewer_steps", "2", "1", "1", "10", 1e-3,
-             {"sets": ["latent_replay_fewer_steps.latent-batches=1"]}),
+             {"sets": ["latent_replay_fewer_steps.latent-batches=1",
+                       "latent_replay_fewer_steps.replay-threshold=1,0.37"]}),  # 0.37: 1/c (README)
             ("joint", "0", "1", "1", "none", 1e-3, {"epochs": 10})]},  # the union: 10 epochs at the pretraining lr
         "progressive": {"epochs": 10, "batch_size": 64, "grids": [  # k = 0: the frozen network without replay
             ("latent_replay", "2", "0,1", "1", "none", 1e-3),

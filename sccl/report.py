@@ -16,10 +16,10 @@ under ``RUNS/pretrain/``; see :mod:`sccl.report_data`) and writes, each file ato
 README mode replaces, in the README, every block between a line ``<!-- results:NAME -->`` and a line
 ``<!-- /results:NAME -->`` by the generated markdown of NAME (:func:`readme_blocks`: ``pretraining``,
 ``sample_incremental``, ``class_incremental``, ``progressive``, ``speakers``, ``compression``, ``methods``).
-The blocks hold no paths, and no timings but the methods' seconds per epoch, which ``--check`` masks. Each block records the float32
-numerics fingerprint of the machine that made it (:mod:`sccl.numerics`); on a machine whose kernels round
-differently, ``--check`` compares the blocks' layout (every number masked) and says so. When any run used
-synthetic data, the title, headings and captions say "synthetic SHD-format data, not SHD".
+The blocks hold no paths, and no timings but the methods' seconds per epoch, which ``--check`` masks. Each
+block records the float32 numerics fingerprint of the machine that made it (:mod:`sccl.numerics`); on a
+machine whose kernels round differently, ``--check`` compares the blocks' layout (every number masked) and says
+so. When any run used synthetic data, the title, headings and captions say "synthetic SHD-format data, not SHD".
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from sccl.errors import SCCLError
 from sccl.numerics import fingerprint
 from sccl.figures import FIGURE_TITLES, FIGURES, make_figures, raster_figure
 from sccl.report_methods import TIMING_UNIT, methods_tables
+from sccl.strategies import PAPER_ORDER
 from sccl.report_data import (SCENARIOS, SUMMARY_COLUMNS, SYNTHETIC_LABEL, aggregate, group_key, load_pretrain_runs,
                               load_runs, seed_mean_std, summary_rows)
 from sccl.report_tables import (SCENARIO_TITLES, compression_table, label_of, metrics_table, pretraining_tables,
@@ -52,6 +53,12 @@ _MARKER = re.compile(r"^\s*<!--\s*(/?)results:([\w.-]+)\s*-->\s*$")
 _NUMERICS = re.compile(r"<!-- numerics: (\w+) -->")
 _TIMING = re.compile(r"\d+(?:\.\d+)?" + re.escape(TIMING_UNIT) + r"\b")  # seconds cells: the machine's, not results
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)*(?:e[-+]?\d+)?")
+
+
+def paper_groups(groups: list[dict]) -> list[dict]:
+    """The paper's strategies (naive, rehearsal, latent replay, plain): the scenario tables' rows. Every method is
+    in the methods tables (:mod:`sccl.report_methods`)."""
+    return [g for g in groups if g["row"]["strategy"] in PAPER_ORDER and "+" not in g["variant"]]
 
 
 def _metric_definitions() -> str:
@@ -124,7 +131,7 @@ def build_report(results_dir, runs_dir=None, title_note: str | None = None) -> d
         sg = [g for g in groups if g["row"]["scenario"] == scenario]
         sl = label_of([r for g in sg for r in g["runs"]])
         lines += [f"## {section}. {SCENARIO_TITLES.get(scenario, scenario)}{tag}", "",
-                  scenario_table(sg, scenario, sl, number), ""]
+                  scenario_table(paper_groups(sg) or sg, scenario, sl, number), ""]
         number += 1
         if scenario in SEQUENCE_SCENARIOS or max(len(r["acc_steps"]) for g in sg for r in g["runs"]) > 2:
             text, number = sequence_tables(sg, scenario, sl, number)
@@ -144,7 +151,7 @@ def build_report(results_dir, runs_dir=None, title_note: str | None = None) -> d
               ""]
     section += 1
     lines += [f"## {section}. Continual-learning metrics per strategy{tag}", "",
-              metrics_table(groups, label, number) if groups else "No finished runs.", ""]
+              metrics_table(paper_groups(groups) or groups, label, number) if groups else "No finished runs.", ""]
     section += 1
     lines += [f"## {section}. Pretrained models{tag}", "", pretraining_tables(pretrained) or
               "No finished pretraining runs.", ""]
@@ -170,7 +177,7 @@ def readme_blocks(records: list[dict], pretrain_records: list[dict]) -> dict[str
     groups = aggregate(records)
     blocks = {"pretraining": pretraining_tables(pretrain_records) or "_No finished pretraining runs._"}
     for scenario in SCENARIOS:
-        sg = [g for g in groups if g["row"]["scenario"] == scenario]
+        sg = paper_groups([g for g in groups if g["row"]["scenario"] == scenario])
         blocks[scenario] = (scenario_table(sg, scenario, label_of([r for g in sg for r in g["runs"]]), readme=True)
                             if sg else f"_No finished {scenario} runs._")
     table = compression_table(groups, label_of(records)) if groups else None

@@ -44,22 +44,25 @@ def method_name(g: dict) -> str:
     return name
 
 
-def _settings_text(g: dict, differing: set[str]) -> str:
-    """The method's learning rate and own options that differ between the rows of its table."""
-    options = _options(g)
-    parts = [f"lr {g['row']['lr']}"] if "lr" in differing else []
-    parts += [f"{k}={v}" for k, v in sorted(options.items()) if k != "regularizer" and k in differing]
+def _flag_defaults(strategy: str) -> dict:
+    from sccl.strategies import REGISTRY
+
+    cls = REGISTRY.get(strategy)
+    return {f.dest: f.default for f in cls.all_flags()} if cls else {}
+
+
+def _changed_options(g: dict) -> dict:
+    """The method's own options that differ from their defaults (what its row must say)."""
+    defaults = _flag_defaults(g["row"]["strategy"])
+    return {k: v for k, v in sorted(_options(g).items())
+            if k != "regularizer" and (k not in defaults or defaults[k] != v)}
+
+
+def _settings_text(g: dict, lr_differs: bool) -> str:
+    """The method's learning rate (when the rows' differ) and its options that are not the defaults."""
+    parts = [f"lr {g['row']['lr']}"] if lr_differs else []
+    parts += [f"{k}={v}" for k, v in _changed_options(g).items()]
     return ", ".join(parts) or "–"
-
-
-def _differing_settings(groups: list[dict]) -> set[str]:
-    values: dict[str, set] = {}
-    for g in groups:
-        for k, v in [("lr", g["row"]["lr"]), *_options(g).items()]:
-            values.setdefault(k, set()).add(repr(v))
-    # an option only some methods have differs only among those: show it where it is set
-    present = {k for g in groups for k in _options(g)}
-    return {k for k, v in values.items() if len(v) > 1 or k in present}
 
 
 def _seconds(g: dict) -> str:
@@ -69,19 +72,20 @@ def _seconds(g: dict) -> str:
 
 def methods_table(groups: list[dict], scenario: str, label: str, number_: int | None = None) -> str:
     """Every method of one scenario: final accuracies, ACC, BWT, forgetting, bytes kept, seconds per epoch."""
-    differing = _differing_settings(groups)
+    lr_differs = len({repr(g["row"]["lr"]) for g in groups}) > 1
     rows = []
     for g in groups:
         pct = lambda k, g=g: fmt_pct(seed_mean_std(g["runs"], k), 1)  # noqa: E731
         bytes_ = seed_mean_std(g["runs"], "memory_bytes")[0]
         rows.append([method_name(g), _n_text(g), pct("old_after"), pct("new_after"), pct("all_after"), pct("acc"),
                      pct("bwt"), pct("forgetting"), f"{bytes_:,.0f}" if math.isfinite(bytes_) else "–", _seconds(g),
-                     _settings_text(g, differing)])
+                     _settings_text(g, lr_differs)])
     header = ["method", "n", "old", "new", "all", "ACC", "BWT (pp)", "forgetting (pp)", "memory (B)", "s / epoch",
               "settings"]
     text = (f"{SCENARIO_TITLES.get(scenario, scenario)}: every method after the last task; accuracies in %, mean ± "
             f"std over seeds (n = seeds, or seeds × held-out ids); memory = bytes the method keeps across tasks; "
             f"s / epoch = training time per epoch on the machine that ran it (not comparable across machines); "
+            f"settings: the learning rate and the method's options that are not its defaults (README, sccl/defaults.py); "
             f"data: {label}.")
     return _caption(number_, text) + "\n\n" + md_table(header, rows)
 

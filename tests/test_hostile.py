@@ -4,7 +4,8 @@ spikes counted, extra keys merged, half-generated data regenerated).
 
 Every failure must be: exit status 2, one line ``error: ...`` naming the file or flag and what to do, no traceback,
 no partial or temporary file left; and the rerun recovers (with the same result as an uninterrupted run).
-Cases other test files already cover are not repeated here: see docs/failures.md for the whole list.
+Cases other test files already cover are not repeated here: the README section "What happens when things go
+wrong" lists every guarantee with its test.
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ class OnlineEWC(ImportanceAnchoredStrategy):
                    "parameter towards its end-of-task value with (lambda/2) sum F (theta - theta*)^2.")
     flags = (
         Flag("--ewc-lambda", "ewc_lambda", "penalty strength lambda (1: the quadratic approximation of the old tasks' "
-             "mean NLL)", type=float, default=METHODS['ewc_lambda']),
+             "mean NLL)", type=float, default=METHODS["ewc_lambda"]),
         Flag("--ewc-gamma", "ewc_gamma", "decay of the running Fisher at each new task (1: plain sum)", type=float,
              default=1.0),
         Flag("--fisher-samples", "fisher_samples", "training samples per task the Fisher is estimated from (the "

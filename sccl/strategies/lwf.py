@@ -77,8 +77,10 @@ class LearningWithoutForgetting(Strategy):
                    "the new data, alpha T^2 KL(softmax(z_old/T) || softmax(z_new/T)) over the classes seen so far; "
                    "stores a copy of the trained parameters, no samples.")
     flags = (
-        Flag("--lwf-alpha", "lwf_alpha", "weight alpha of the distillation term", type=float, default=METHODS['lwf_alpha']),
-        Flag("--lwf-temperature", "lwf_temperature", "distillation temperature T", type=float, default=METHODS['lwf_temperature']),
+        Flag("--lwf-alpha", "lwf_alpha", "weight alpha of the distillation term", type=float,
+             default=METHODS["lwf_alpha"]),
+        Flag("--lwf-temperature", "lwf_temperature", "distillation temperature T", type=float,
+             default=METHODS["lwf_temperature"]),
     )
 
     def __init__(self, cfg, ctx):

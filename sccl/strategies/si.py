@@ -32,7 +32,7 @@ class SynapticIntelligence(ImportanceAnchoredStrategy):
                    "pretraining was not observed, so task 0 gets no importance: SI protects only tasks trained "
                    "here (in a two-task scenario it is naive fine-tuning).")
     flags = (
-        Flag("--si-c", "si_c", "penalty strength c", type=float, default=METHODS['si_c']),
+        Flag("--si-c", "si_c", "penalty strength c", type=float, default=METHODS["si_c"]),
         Flag("--si-xi", "si_xi", "damping xi of Omega = omega / (Delta^2 + xi), to be set near a task's squared "
              "weight change: the weights here are ~0.01, so MNIST's usual 0.1 would swamp Delta^2", type=float,
              default=1e-3),
