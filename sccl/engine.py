@@ -318,6 +318,7 @@ def build_summary(cfg, ds, pre_dir, pre_config, scenario, evaluate, matrix, rows
         "replay_memory_accuracy": replay_acc,
         "memory_bits_analytic": strategy.memory_bits_analytic, "memory_bytes_stored": strategy.memory_bytes_stored,
         "memory": strategy.describe_memory(), "memory_per_task": memory_per_task,
+        "diagnostics": strategy.diagnostics(),
         "seconds_per_epoch": round(float(np.mean(epoch_seconds)), 4) if epoch_seconds else None,
         "per_class_accuracy": {str(int(c)): float((pred[y == c] == c).mean()) for c in np.unique(y)},
         "frozen_parameters": sorted(n for n, _ in net.named_parameters() if n not in trainable),

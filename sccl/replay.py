@@ -52,7 +52,6 @@ stored payload arrays (labels excluded; they are ``label_bytes``, smallest unsig
 from __future__ import annotations
 
 import bisect
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -209,6 +208,9 @@ class ReplayMemory:
         self._labels: list[np.ndarray] = []
         self._n = 0
         self._max_count = 0
+        self._spikes_seen = 0    # spikes of the full-resolution latents added (compression diagnostics)
+        self._windows_seen = 0   # their unit-windows, and those holding at least one spike
+        self._windows_active = 0
 
     # ------------------------------------------------------------------------------------------ adding
 
@@ -239,6 +241,10 @@ class ReplayMemory:
             z = z.to(torch.float64)
         c = z if compressed else _window_sum(z, self.stored_steps, self.window)
         c = c.to("cpu")
+        if self.kind == "spikes" and not compressed:
+            self._spikes_seen += int(c.sum())
+            self._windows_seen += c.numel()
+            self._windows_active += int((c != 0).sum())
 
         if self.binary:
             # "or" from full resolution: any window sum != 0 is a 1 (compress()); otherwise (given compressed, or
@@ -415,6 +421,19 @@ class ReplayMemory:
         names = sorted({c.dtype.name for c in self._chunks}, key=lambda s: np.dtype(s).itemsize)
         return "/".join(names)
 
+    def compression_diagnostics(self) -> dict | None:
+        """What the time compression did to the spike latents added at full resolution (None for currents, raw
+        counts or latents given compressed): ``spikes``; ``lost_fraction``, the share of spikes the stored memory
+        no longer holds (OR keeps one per window; sum keeps the count, only their timing goes); the mean spikes
+        per unit per window; and per window that holds any (above 1 means OR merges spikes)."""
+        if self.kind != "spikes" or not self._windows_seen:
+            return None
+        kept = self._windows_active if self.binary else self._spikes_seen
+        return {"spikes": self._spikes_seen,
+                "lost_fraction": 1 - kept / self._spikes_seen if self._spikes_seen else 0.0,
+                "spikes_per_unit_window": self._spikes_seen / self._windows_seen,
+                "spikes_per_active_window": self._spikes_seen / max(self._windows_active, 1)}
+
     def describe(self) -> str:
         what = {"spikes": "spikes", "currents": "currents", "counts": "raw counts"}[self.kind]
         if self.depth is not None and self.kind != "counts":
@@ -429,85 +448,6 @@ class ReplayMemory:
 
 
 # ---------------------------------------------------------------------------------------------- building
+# (in sccl/replay_building.py; importable from here)
 
-
-def _xy(batch):
-    if hasattr(batch, "x") and hasattr(batch, "y"):
-        if getattr(batch, "from_depth", None) is not None:
-            raise ValueError("expected raw-input batches (from_depth None)")
-        return batch.x, batch.y
-    x, y = batch
-    return x, y
-
-
-def _net_device(net) -> torch.device:
-    return next(net.parameters()).device
-
-
-def generate_latents(net, batches: Iterable, depth: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Depth-``depth`` activity of ``net`` (no gradients) on raw-input batches (``sccl.training.Batch`` or
-    (x, y) pairs), concatenated: (z (N, T, H) float on the CPU, y int64 (N,))."""
-    zs, ys = [], []
-    for z, y in _iter_latents(net, batches, depth):
-        zs.append(z)
-        ys.append(y)
-    if not zs:
-        raise ValueError("no batches given")
-    return torch.cat(zs), torch.cat(ys)
-
-
-def _iter_latents(net, batches, depth):
-    device = _net_device(net)
-    for batch in batches:
-        x, y = _xy(batch)
-        if isinstance(x, torch.Tensor):
-            x = x.to(device)
-        with torch.no_grad():
-            z = net.latents(x, depth)
-        yield z.to("cpu"), torch.as_tensor(y).to("cpu", torch.int64)
-
-
-def build_latent_memory(net, batches: Iterable, depth: int, stored_steps: int, mode: str = "or",
-                        float_dtype: torch.dtype = torch.float32, memory: ReplayMemory | None = None) -> ReplayMemory:
-    """A :class:`ReplayMemory` of ``net``'s depth-``depth`` latents on the given raw-input batches (compressed
-    batch by batch, so the full-resolution latents never exist all at once); ``memory``: extend this one."""
-    for z, y in _iter_latents(net, batches, depth):
-        if memory is None:
-            memory = ReplayMemory(kind_for_depth(depth), z.shape[1], stored_steps, mode, units=net.depth_size(depth),
-                                  float_dtype=float_dtype, depth=depth)
-        memory.add(z, y, compressed=False)
-    if memory is None:
-        raise ValueError("no batches given")
-    return memory
-
-
-def build_raw_memory(inputs: Sequence, labels, stored_steps: int, mode: str = "or",
-                     memory: ReplayMemory | None = None) -> ReplayMemory:
-    """Compressed raw-input rehearsal memory (window sums of counts) from ``sccl.training.Batch`` objects
-    (``labels=None``; ``x`` a :class:`SparseInput` or dense tensor) or from dense (B, T, 700) tensors with
-    ``labels`` (one label tensor per input tensor, or one tensor for all); ``memory``: extend this one."""
-    inputs = list(inputs)
-    if not inputs:
-        raise ValueError("no inputs given")
-    pairs = []
-    if labels is None:
-        pairs = [_xy(b) for b in inputs]
-    else:
-        if isinstance(labels, (torch.Tensor, np.ndarray)) and len(inputs) > 1:
-            sizes = [len(x) for x in inputs]
-            labels = torch.as_tensor(labels).reshape(-1)
-            if len(labels) != sum(sizes):
-                raise ValueError(f"{sum(sizes)} samples but {len(labels)} labels")
-            labels = torch.split(labels, sizes)
-        elif isinstance(labels, (torch.Tensor, np.ndarray)):
-            labels = [labels]
-        labels = list(labels)
-        if len(labels) != len(inputs):
-            raise ValueError(f"{len(inputs)} inputs but {len(labels)} label groups")
-        pairs = list(zip(inputs, labels))
-    for x, y in pairs:
-        x = _as_3d(x, "x").to("cpu")
-        if memory is None:
-            memory = ReplayMemory("counts", x.shape[1], stored_steps, mode, units=x.shape[2])
-        memory.add(x, y, compressed=False)
-    return memory
+from sccl.replay_building import build_latent_memory, build_raw_memory, generate_latents  # noqa: E402

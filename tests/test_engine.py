@@ -79,6 +79,11 @@ def test_every_strategy_runs_in_every_scenario_and_writes_r(world, tmp_path, sce
     # the memory holds what the strategy stores, and the summary says so in bytes
     assert (s["memory_bytes_stored"] > 0) == (strategy != "naive")
     assert s["memory_bytes_stored"] == int(last["memory_bytes"])
+    # a compressed spike memory says what the compression lost (depth 2, S = 50 or 10, OR: some spikes merge)
+    lost = s["diagnostics"].get("compression")
+    assert (lost is not None) == (strategy in ("latent_replay", "latent_replay_fewer_steps"))
+    if lost:
+        assert 0 <= lost["lost_fraction"] < 1 and lost["spikes_per_active_window"] >= 1
 
 
 def test_fit_task_returns_rows_without_touching_the_disk(world, tmp_path, monkeypatch):

@@ -125,6 +125,10 @@ class Strategy:
     def describe_memory(self) -> str:
         return "none"
 
+    def diagnostics(self) -> dict:
+        """Numbers about what the strategy keeps that a user should see (summary.json "diagnostics")."""
+        return {}
+
     def trained_parameters(self) -> dict[str, torch.nn.Parameter]:
         """The parameters this run trains (``ctx.trainable``), by name."""
         params = dict(self.ctx.net.named_parameters())

@@ -66,6 +66,11 @@ class ReplayStrategy(Strategy):
         self.store(self.choose(self.ctx.scenario.tasks[i].train))
         if i == 0:
             self.ctx.log(f"replay memory: {self.describe_memory()}")
+            lost = self.diagnostics().get("compression")
+            if lost:
+                self.ctx.log(f"compression: {100 * lost['lost_fraction']:.1f} % of the latents' spikes lost; "
+                             f"{lost['spikes_per_unit_window']:.3f} spikes per unit and window, "
+                             f"{lost['spikes_per_active_window']:.2f} per window holding any")
 
     def epoch_batches(self, new):
         replay = self.replay_batches()
@@ -113,6 +118,10 @@ class ReplayStrategy(Strategy):
 
     def describe_memory(self) -> str:
         return self.memory.describe() if self.memory is not None else "none"
+
+    def diagnostics(self) -> dict:
+        found = self.memory.compression_diagnostics() if self.memory is not None else None
+        return {"compression": {k: round(v, 6) for k, v in found.items()}} if found else {}
 
     @property
     def stored_steps(self) -> int:
