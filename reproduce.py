@@ -22,9 +22,9 @@ from sccl.cl_sweep import run_sweep, sweep_jobs  # noqa: E402
 from sccl.cli import run_cli  # noqa: E402
 from sccl.errors import ConfigError  # noqa: E402
 from sccl.launch import add_launcher_flags, check_launcher_args, launch  # noqa: E402
-from sccl.merge import MERGED_FILE, TEST_FILE, TRAIN_FILE, ensure_merged  # noqa: E402
+from sccl.merge import MERGED_FILE, TEST_FILE, TRAIN_FILE, ensure_merged, merged_path  # noqa: E402
 from sccl.splits import SPLITS  # noqa: E402
-from sccl.sweep import parse_int_list, pretrain_job, run_jobs  # noqa: E402
+from sccl.sweep import id_list, parse_int_list, pretrain_job, run_jobs  # noqa: E402
 
 OFFLINE_ROOT = ROOT / "data" / "offline"  # one folder per size: data/offline/<size>
 LAUNCHER_FLAGS = ("launcher", "runs_per_job", "slurm_")
@@ -150,11 +150,13 @@ def pretrain_jobs(args, runs: Path, data_dir: Path, conf: dict) -> list:
     rest = ["--data-dir", str(data_dir), "--device", args.device, "--quiet",
             "--batch-size", str(conf["pretrain_batch_size"])]
     rest += ["--lr", str(conf["pretrain_lr"])] if conf["pretrain_lr"] else []
-    targets = [("sample_incremental", s, None) for s in parse_int_list(conf["sample_incremental"]["ids"], 0, 11, "speaker")]
-    targets += [("class_incremental", c, None) for c in parse_int_list(conf["class_incremental"]["ids"], 0, 19, "class")]
+    data_file = merged_path(data_dir)  # ids are checked against the data's (sccl.shape)
+    targets = [("sample_incremental", s, None) for s in id_list(conf["sample_incremental"]["ids"], data_file, "speaker")]
+    targets += [("class_incremental", c, None) for c in id_list(conf["class_incremental"]["ids"], data_file, "class")]
     targets += [("progressive", None, None),
-                ("speakers", None, tuple(parse_int_list(conf["speakers"]["first_speakers"], 0, 11, "speaker")))]
-    return [pretrain_job(scenario, held, seed, conf["pretrain_epochs"], runs, args.split, rest, first_speakers=first)
+                ("speakers", None, tuple(id_list(conf["speakers"]["first_speakers"], data_file, "speaker")))]
+    return [pretrain_job(scenario, held, seed, conf["pretrain_epochs"], runs, args.split, rest, first_speakers=first,
+                         data_file=data_file)
             for seed in parse_int_list(args.seeds or conf["seeds"], 0, 2**31 - 1, "seed")
             for scenario, held, first in targets]
 

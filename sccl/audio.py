@@ -40,12 +40,13 @@ from tqdm import tqdm
 
 from sccl.cli import run_cli
 from sccl.data import UNITS_ATTR, SHDData, estimated_size, load_shd, write_shd
+from sccl.defaults import SHD
 from sccl.disk import atomic_path, check_free_space
 from sccl.errors import ConfigError, DataError
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 SAMPLE_RATE = 48000
-N_CHANNELS = 700
+N_CHANNELS = SHD["nb_units"]  # SHD's cochlea channels
 TEST_FRACTION = 1 / 5
 
 

@@ -14,21 +14,21 @@ from pathlib import Path
 import numpy as np
 
 from sccl.continual_cli import build_parser, config_from_args
-from sccl.data import NB_CLASSES, NB_SPEAKERS
 from sccl.defaults import COMPRESSED, PRETRAIN, SCENARIO
 from sccl.engine import gather
 from sccl.errors import ConfigError
 from sccl.launch import add_launcher_flags, launch
-from sccl.merge import merged_path
+from sccl.merge import merged_if_present
 from sccl.results import read_csv
 from sccl.runs import is_done
 from sccl.scenarios import HELD_OUT_FLAG
-from sccl.splits import SCENARIOS, SPLITS
+from sccl.shape import default_groups
+from sccl.splits import SCENARIOS, SPLITS, format_ids
 from sccl.strategies import REGISTRY
-from sccl.sweep import Job, parse_int_list, pretrain_job
+from sccl.sweep import Job, id_list, parse_int_list, pretrain_job
 
 COMPRESSED_ALIAS = "latent_replay_subsampled"  # the original's script name: latent replay over --subsample values
-ID_FLAGS = {"sample_incremental": ("--speakers", NB_SPEAKERS - 1), "class_incremental": ("--classes", NB_CLASSES - 1)}
+ID_FLAGS = {"sample_incremental": ("--speakers", "speaker"), "class_incremental": ("--classes", "class")}
 GRID_DEFAULTS = {  # (strategies, latent batches, rehearsal batches, stored steps of latent_replay)
     "sample_incremental": ("all", "10,20,40,80", "1", "none"),
     "class_incremental": ("all", "1-4", "2", "none"),
@@ -40,10 +40,16 @@ GRID_DEFAULTS = {  # (strategies, latent batches, rehearsal batches, stored step
 def add_sweep_flags(p: argparse.ArgumentParser, scenario: str) -> None:
     strategies, n, rehearsal, steps = GRID_DEFAULTS[scenario]
     if scenario in ID_FLAGS:
-        flag, top = ID_FLAGS[scenario]
-        p.add_argument(flag, default="all", dest="ids", help=f"which ones, e.g. 0-{top}, 3,5 or all (default: all)")
+        flag, what = ID_FLAGS[scenario]
+        p.add_argument(flag, default="all", dest="ids",
+                       help=f"which {what}s, e.g. 0-3, 3,5 or all: the data's (default: all)")
     if scenario == "speakers":
-        p.add_argument("--first-speakers", default="0-5", help="the pretraining's speaker group (default: 0-5)")
+        p.add_argument("--first-speakers", default=None,
+                       help="the pretraining's speaker group (default: the first half of the data's; SHD: 0-5)")
+    if scenario == "progressive":
+        p.add_argument("--first-classes", default=None,
+                       help="the pretraining's classes (default: the first half of the data's; SHD: 0-9)")
+        p.add_argument("--classes-per-step", type=int, default=1, help="later classes per task (default: 1)")
     names = ", ".join(list(REGISTRY) + [COMPRESSED_ALIAS])
     p.add_argument("--strategies", default=strategies,
                    help=f"comma-separated from {names}, or all (default: %(default)s)")
@@ -106,8 +112,8 @@ def _with_sets(runs: list[tuple[str, list[str]]], sets: dict) -> list[tuple[str,
     return out
 
 
-def expand(args, scenario: str) -> list[tuple[str, list[str]]]:
-    """(strategy, argv) of every run in the grid."""
+def expand(args, scenario: str, data_file=None) -> list[tuple[str, list[str]]]:
+    """(strategy, argv) of every run in the grid; ``data_file`` gives 'all' ids and default groups."""
     strategies = (list(REGISTRY) + [COMPRESSED_ALIAS]) if args.strategies == "all" else args.strategies.split(",")
     bad = [s for s in strategies if s not in REGISTRY and s != COMPRESSED_ALIAS]
     if bad:
@@ -119,10 +125,20 @@ def expand(args, scenario: str) -> list[tuple[str, list[str]]]:
     if any(m not in ("or", "sum") for m in modes):
         raise ConfigError(f"--compression takes or, sum or or,sum; got '{args.compression}'")
     if scenario in ID_FLAGS:
-        flag, top = ID_FLAGS[scenario]
-        held = [[HELD_OUT_FLAG[scenario], str(i)] for i in parse_int_list(args.ids, 0, top, flag[2:])]
+        held = [[HELD_OUT_FLAG[scenario], str(i)] for i in id_list(args.ids, data_file, ID_FLAGS[scenario][1])]
+    elif scenario == "speakers":
+        first = getattr(args, "first_speakers", None)
+        if first is None:  # named explicitly, as sweeps always did (SHD: 0-5)
+            if not Path(data_file).is_file():
+                raise ConfigError(f"no data file {data_file} to read the speakers from: pass --first-speakers")
+            first = format_ids(default_groups(data_file)[0])
+        held = [["--first-speakers", first]]
+    elif scenario == "progressive":
+        first, step = getattr(args, "first_classes", None), getattr(args, "classes_per_step", 1)
+        held = [(["--first-classes", first] if first else []) + (["--classes-per-step", str(step)] if step != 1
+                                                                  else [])]
     else:
-        held = [["--first-speakers", args.first_speakers]] if scenario == "speakers" else [[]]
+        held = [[]]
     runs = []
     for seed in parse_int_list(args.seeds, 0, 2**31 - 1, "seed"):
         for ids in held:
@@ -154,18 +170,19 @@ def sweep_jobs(args, scenario: str) -> tuple[list[Job], list[Job]]:
     """(pretraining jobs for what is missing, continual-learning jobs) of the grid."""
     common = ["--data-dir", args.data_dir, "--out-dir", args.out_dir, "--split", args.split,
               "--device", args.device, "--quiet"]
-    data_file = merged_path(Path(args.data_dir).expanduser())
+    data_file = merged_if_present(args.data_dir, quiet=True)
     jobs, pretrain_needed = [], set()
-    for strategy, run_argv in expand(args, scenario):
+    for strategy, run_argv in expand(args, scenario, data_file):
         argv = ["--scenario", scenario, "--strategy", strategy] + run_argv + common
         cfg = config_from_args(build_parser(strategy, scenario).parse_args(argv), strategy, scenario)
-        pretrain_needed.add((cfg.held_out, cfg.seed, cfg.first_speakers))
+        pretrain_needed.add((cfg.held_out, cfg.seed, cfg.first_speakers, cfg.first_classes, cfg.classes_per_step))
         jobs.append(Job(f"{scenario}/{cfg.label()}", [sys.executable, "-m", "sccl.continual_cli"] + argv,
                         lambda cfg=cfg: is_done(cfg, args.out_dir, data_file)))
     rest = ["--data-dir", args.data_dir, "--device", args.device, "--quiet"]
     pre_jobs = [pretrain_job(scenario, held, seed, args.pretrain_epochs, args.out_dir, args.split, rest,
-                             require_epochs=False, first_speakers=first)  # never retrain a model others used
-                for held, seed, first in sorted(pretrain_needed, key=str)]
+                             require_epochs=False, first_speakers=first, data_file=data_file,  # never retrain a
+                             first_classes=classes, classes_per_step=step)  # model others used
+                for held, seed, first, classes, step in sorted(pretrain_needed, key=str)]
     return pre_jobs, jobs
 
 

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from sccl.defaults import COMMON, COMPRESSED, scenario_defaults
 from sccl.merge import ensure_merged
-from sccl.runs import RunConfig, config_fields
+from sccl.pretraining import is_finished, read_config
+from sccl.runs import RunConfig, config_fields, pretrained_dir
 from sccl.scenarios import CLASS_SCENARIOS
 from sccl.splits import SCENARIOS, SPLITS
 from sccl.strategies import REGISTRY, get_strategy
-from sccl.training import load_dataset
+from sccl.training import load_dataset, parse_max_time
 
 #: entry points named as the original's scripts that are a strategy with other defaults
 ENTRY_POINTS = {"latent_replay_subsampled": ("latent_replay", {"stored_steps": COMPRESSED["stored_steps"],
@@ -27,7 +28,7 @@ ENTRY_POINTS = {"latent_replay_subsampled": ("latent_replay", {"stored_steps": C
 SCENARIO_TEXT = {
     "sample_incremental": "sample-incremental: pretrained without one speaker, learn that speaker",
     "class_incremental": "class-incremental: pretrained without one class, learn that class",
-    "progressive": "progressive: pretrained on classes 0-9, learn classes 10..19 one at a time",
+    "progressive": "progressive: pretrained on a first group of classes (SHD: 0-9), learn the others k at a time",
     "speakers": "speakers: pretrained on a first group of speakers, learn the others one at a time",
 }
 
@@ -55,7 +56,14 @@ def build_parser(strategy: str, scenario: str, entry: str | None = None) -> argp
         p.add_argument("--removed-class", type=int, required=True, help="the new class, held out in pretraining")
     elif scenario == "speakers":
         p.add_argument("--first-speakers", type=_ids, default=None,
-                       help="the pretraining's speaker group, e.g. 0-5 (default 0-5); the others arrive one at a time")
+                       help="the pretraining's speaker group, e.g. 0-5 (default: the first half of the data's "
+                            "speakers; SHD: 0-5); the others arrive one at a time")
+    elif scenario == "progressive":
+        p.add_argument("--first-classes", type=_ids, default=None,
+                       help="the pretraining's classes, e.g. 0-9 (default: the first half of the data's classes; "
+                            "SHD: 0-9)")
+        p.add_argument("--classes-per-step", type=int, default=1,
+                       help="the other classes arrive this many at a time (default: %(default)s)")
     if scenario in CLASS_SCENARIOS:
         p.add_argument("--keep-readout", action="store_true",
                        help="keep a new class's readout column (default: re-draw it from N(0.003, 0.003))")
@@ -74,6 +82,8 @@ def build_parser(strategy: str, scenario: str, entry: str | None = None) -> argp
     p.add_argument("--device", default=COMMON["device"], choices=["cpu", "cuda", "auto"])
     p.add_argument("--threads", type=int, default=COMMON["threads"], help="torch threads (default 1)")
     p.add_argument("--keep-last", action="store_true", help="keep the last incomplete new-data batch")
+    p.add_argument("--max-time", default=None,
+                   help="binning window in seconds or 'auto' (default: the pretraining's)")
     for flag in cls.all_flags():
         if flag.dest == "class_mixed" and scenario not in CLASS_SCENARIOS:
             continue
@@ -102,7 +112,9 @@ def config_from_args(args, strategy: str, scenario: str) -> RunConfig:
                      lr=args.lr, seed=args.seed, device=args.device, threads=args.threads, batch_size=args.batch_size,
                      keep_last=args.keep_last, pretrained=args.pretrained, quiet=args.quiet,
                      reinit_readout=not getattr(args, "keep_readout", False),
-                     first_speakers=getattr(args, "first_speakers", None), **values)
+                     first_speakers=getattr(args, "first_speakers", None),
+                     first_classes=getattr(args, "first_classes", None),
+                     classes_per_step=getattr(args, "classes_per_step", 1), **values)
 
 
 def main(strategy: str, scenario: str, argv=None, entry: str | None = None) -> Path:
@@ -110,7 +122,15 @@ def main(strategy: str, scenario: str, argv=None, entry: str | None = None) -> P
 
     args = build_parser(strategy, scenario, entry).parse_args(argv)
     cfg = config_from_args(args, strategy, scenario)
-    ds = load_dataset(ensure_merged(Path(args.data_dir).expanduser(), quiet=args.quiet))
+    path = ensure_merged(Path(args.data_dir).expanduser(), quiet=args.quiet)
+    max_time = parse_max_time(args.max_time)
+    if max_time is None:  # bin as the pretraining did
+        pre = pretrained_dir(cfg, args.out_dir, path)
+        if is_finished(pre):
+            max_time = read_config(pre)["data"].get("max_time")
+    ds = load_dataset(path, max_time=max_time)
+    if cfg.scenario == "progressive" and cfg.first_classes == ds.shape.default_first_classes:
+        cfg.first_classes = None  # the default group, named as such (the same run as without the flag)
     return run(cfg, ds, args.out_dir, force=args.force)
 
 

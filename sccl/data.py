@@ -3,10 +3,10 @@
 Layout of an SHD file (and of every file sccl writes):
 
     spikes/times        vlen float (float16 in the official files), seconds, one array per sample
-    spikes/units        vlen uint16, channel ids 0..699, same length as times
-    labels              int, 0..19 (0-9 English "zero".."nine", 10-19 German "null".."neun")
-    extra/speaker       int, 0..11
-    extra/keys          byte strings, word id -> word            (optional when reading)
+    spikes/units        vlen uint16, channel ids (SHD: 0..699), same length as times
+    labels              int >= 0 (SHD: 0-9 English "zero".."nine", 10-19 German "null".."neun")
+    extra/speaker       int >= 0 (SHD: 0..11)
+    extra/keys          byte strings, class id -> name            (optional when reading; sets the class count)
     extra/meta_info/*   per-speaker gender / age / body_height   (optional when reading)
     extra/source        merged files only: 0 = official train file, 1 = official test file
 
@@ -14,6 +14,10 @@ Binning follows the original code exactly: ``np.digitize(t, linspace(0, max_time
 spike at t lands in step i with edge[i-1] <= t < edge[i]; step 0 therefore never receives a spike,
 and several spikes of one channel in one step add up to a count (the input is counts, not binary).
 Unlike the original, spikes at or after ``max_time`` (index nb_steps) are dropped and counted.
+
+Nothing here assumes SHD's shape: the channel count is the file's ``nb_units`` attribute, else SHD's 700
+(:func:`channel_count`); the class count comes from ``extra/keys`` or the labels
+(:mod:`sccl.shape`). ``NB_UNITS`` & co. are SHD's defaults (:data:`sccl.defaults.SHD`), for the synthetic data.
 """
 
 from __future__ import annotations
@@ -28,13 +32,17 @@ import h5py
 import numpy as np
 
 from sccl.bins_cache import cache_path_for, read_cache, source_stamp, write_cache
+from sccl.defaults import SHD
 from sccl.errors import DataError
 
-NB_UNITS = 700
-NB_CLASSES = 20
-NB_SPEAKERS = 12
-NB_STEPS = 100
-MAX_TIME = 1.4
+# SHD's shape (the defaults; a file's own shape is read from it)
+NB_UNITS = SHD["nb_units"]
+NB_CLASSES = SHD["nb_classes"]
+NB_SPEAKERS = SHD["nb_speakers"]
+NB_STEPS = SHD["nb_steps"]
+MAX_TIME = SHD["max_time"]
+MAX_ID = 2**16 - 1  # labels, speakers and units are stored as uint16
+UNITS_ATTR = "nb_units"  # a file attribute: the channel count, when not SHD's
 
 REQUIRED_KEYS = ("spikes/times", "spikes/units", "labels", "extra/speaker")
 SOURCE_KEY = "extra/source"
@@ -43,6 +51,17 @@ SOURCE_NAMES = ("train", "test")
 ENGLISH_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 GERMAN_WORDS = ("null", "eins", "zwei", "drei", "vier", "fuenf", "sechs", "sieben", "acht", "neun")
 KEYS = tuple(f"english {w}" for w in ENGLISH_WORDS) + tuple(f"german {w}" for w in GERMAN_WORDS)
+
+
+def default_keys(nb_classes: int) -> tuple[str, ...]:
+    """Class names of a file that brings none: SHD's words for its first 20 ids, then "class <id>"."""
+    return KEYS[:nb_classes] + tuple(f"class {i}" for i in range(len(KEYS), nb_classes))
+
+
+def channel_count(declared) -> int:
+    """The input channel count: the file's ``nb_units`` attribute when present, else SHD's (a file with more
+    channels must declare them; one with fewer may, to get a smaller network)."""
+    return NB_UNITS if declared is None else int(declared)
 
 
 @dataclass
@@ -57,6 +76,7 @@ class SHDData:
     source: np.ndarray | None = None  # 0 = train file, 1 = test file (merged files only)
     keys: np.ndarray | None = None
     meta: dict[str, np.ndarray] = field(default_factory=dict)
+    attrs: dict = field(default_factory=dict)  # the file's attributes (description, nb_units, sources)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -97,7 +117,8 @@ def shd_image(data: SHDData, attrs: dict | None = None) -> bytes:
         _vlen_dataset(f, "spikes/units", data.units, np.uint16)
         _plain_dataset(f, "labels", np.asarray(data.labels, dtype=np.uint16))
         _plain_dataset(f, "extra/speaker", np.asarray(data.speakers, dtype=np.uint16))
-        keys = data.keys if data.keys is not None else np.array([k.encode("ascii") for k in KEYS])
+        nb_classes = int(np.max(data.labels, initial=-1)) + 1
+        keys = data.keys if data.keys is not None else np.array([k.encode("ascii") for k in default_keys(nb_classes)])
         _plain_dataset(f, "extra/keys", np.asarray(keys))
         if data.source is not None:
             _plain_dataset(f, SOURCE_KEY, np.asarray(data.source, dtype=np.uint8))
@@ -140,7 +161,7 @@ def _first_bad(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def _check_sample_arrays(path: Path, times: np.ndarray, units: np.ndarray, n: int) -> None:
+def _check_sample_arrays(path: Path, times: np.ndarray, units: np.ndarray, n: int, nb_units: int) -> None:
     for key, arr in (("spikes/times", times), ("spikes/units", units)):
         if len(arr) != n:
             raise DataError(f"{path}: '{key}' holds {len(arr)} samples but 'labels' holds {n}")
@@ -164,11 +185,12 @@ def _check_sample_arrays(path: Path, times: np.ndarray, units: np.ndarray, n: in
         )
     if not np.issubdtype(all_u.dtype, np.integer):
         raise DataError(f"{path}: 'spikes/units' must hold integers, found {all_u.dtype}")
-    bad_u = (all_u < 0) | (all_u >= NB_UNITS)
+    bad_u = (all_u < 0) | (all_u >= nb_units)
     if bad_u.any():
         j = _first_bad(bad_u)
         raise DataError(
-            f"{path}: 'spikes/units' has unit {all_u[j]} outside [0, {NB_UNITS}) in sample {sample_of[j]}"
+            f"{path}: 'spikes/units' has unit {all_u[j]} outside [0, {nb_units}) in sample {sample_of[j]} (a file "
+            f"with more channels declares them in its '{UNITS_ATTR}' attribute)"
         )
 
 
@@ -202,6 +224,7 @@ def load_shd(path: str | os.PathLike) -> SHDData:
             units = f["spikes/units"][:]
             source = np.asarray(f[SOURCE_KEY][:]) if SOURCE_KEY in f else None
             keys = np.asarray(f["extra/keys"][:]) if "extra/keys" in f else None
+            attrs = dict(f.attrs)
             meta = {}
             if "extra/meta_info" in f:
                 for name, ds in f["extra/meta_info"].items():
@@ -214,16 +237,21 @@ def load_shd(path: str | os.PathLike) -> SHDData:
         raise DataError(f"{path}: 'labels' must be one-dimensional, found shape {labels.shape}")
     if times.dtype != object or units.dtype != object:
         raise DataError(f"{path}: 'spikes/times' and 'spikes/units' must be variable-length arrays")
-    labels = _check_range(path, "labels", labels, NB_CLASSES)
+    labels = _check_range(path, "labels", labels, MAX_ID + 1 if keys is None else len(keys))
     if len(speakers) != n:
         raise DataError(f"{path}: 'extra/speaker' holds {len(speakers)} samples but 'labels' holds {n}")
-    speakers = _check_range(path, "extra/speaker", speakers, NB_SPEAKERS)
-    _check_sample_arrays(path, times, units, n)
+    tables = [len(v) for v in meta.values() if np.ndim(v) == 1]  # per-speaker tables bound the speaker ids
+    speakers = _check_range(path, "extra/speaker", speakers, max(tables) if tables else MAX_ID + 1)
+    declared = attrs.get(UNITS_ATTR)
+    if declared is not None and not (np.ndim(declared) == 0 and np.issubdtype(np.asarray(declared).dtype, np.integer)
+                                     and 1 <= int(declared) <= MAX_ID + 1):
+        raise DataError(f"{path}: attribute '{UNITS_ATTR}' must be an integer in 1..{MAX_ID + 1}, got {declared!r}")
+    _check_sample_arrays(path, times, units, n, channel_count(declared))
     if source is not None:
         if len(source) != n:
             raise DataError(f"{path}: '{SOURCE_KEY}' holds {len(source)} samples but 'labels' holds {n}")
         source = _check_range(path, SOURCE_KEY, source, len(SOURCE_NAMES))
-    return SHDData(times, units, labels, speakers, path=path, source=source, keys=keys, meta=meta)
+    return SHDData(times, units, labels, speakers, path=path, source=source, keys=keys, meta=meta, attrs=attrs)
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
@@ -261,6 +289,7 @@ class BinnedSpikes:
     nb_steps: int
     max_time: float
     dropped: int
+    nb_units: int = NB_UNITS  # the input channel count (every unit id is below it)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -277,29 +306,33 @@ class BinnedSpikes:
         return batch_pos, self.steps[entries], self.units[entries], self.counts[entries]
 
     def dense(self, indices, dtype=np.float32, time_major: bool = False) -> np.ndarray:
-        """Dense counts, (B, T, 700) or (T, B, 700) when ``time_major``."""
+        """Dense counts, (B, T, channels) or (T, B, channels) when ``time_major``."""
         b, t, u, c = self.coo(indices)
         if time_major:
-            out = np.zeros((self.nb_steps, len(np.atleast_1d(indices)), NB_UNITS), dtype=dtype)
+            out = np.zeros((self.nb_steps, len(np.atleast_1d(indices)), self.nb_units), dtype=dtype)
             out[t, b, u] = c
         else:
-            out = np.zeros((len(np.atleast_1d(indices)), self.nb_steps, NB_UNITS), dtype=dtype)
+            out = np.zeros((len(np.atleast_1d(indices)), self.nb_steps, self.nb_units), dtype=dtype)
             out[b, t, u] = c
         return out
 
 
 def bin_spikes(
-    times: np.ndarray, units: np.ndarray, nb_steps: int = NB_STEPS, max_time: float = MAX_TIME, chunk: int = 256
+    times: np.ndarray, units: np.ndarray, nb_steps: int = NB_STEPS, max_time: float = MAX_TIME, chunk: int = 256,
+    nb_units: int | None = None,
 ) -> BinnedSpikes:
     """Bin every sample, vectorised over chunks of samples: each spike gets the key
-    (sample, step, unit) as one uint32, the keys are sorted, and each run of equal keys is one count."""
+    (sample, step, unit) as one uint32, the keys are sorted, and each run of equal keys is one count.
+    ``nb_units``: the channel count (default: SHD's, or more when a unit id is higher)."""
     if nb_steps < 2 or nb_steps > 256:
         raise DataError(f"nb_steps must be in [2, 256], got {nb_steps}")
     if not max_time > 0:
         raise DataError(f"max_time must be positive, got {max_time}")
     edges = np.linspace(0, max_time, nb_steps)
     n = len(times)
-    cells = nb_steps * NB_UNITS
+    if nb_units is None:
+        nb_units = max(NB_UNITS, max((int(u.max()) + 1 for u in units if len(u)), default=0))
+    cells = nb_steps * nb_units
     chunk = max(1, min(chunk, (2**32 - 1) // cells))
     per_sample = np.zeros(n + 1, dtype=np.int64)
     steps, unit_parts, counts = [], [], []
@@ -314,7 +347,7 @@ def bin_spikes(
         sample = np.repeat(np.arange(hi - lo, dtype=np.uint32), lengths)
         keep = s < nb_steps
         dropped += int(len(s) - keep.sum())
-        key = np.sort(sample[keep] * np.uint32(cells) + s[keep] * np.uint32(NB_UNITS) + u[keep])
+        key = np.sort(sample[keep] * np.uint32(cells) + s[keep] * np.uint32(nb_units) + u[keep])
         if len(key) == 0:
             continue
         first = np.empty(len(key), dtype=bool)
@@ -325,7 +358,7 @@ def bin_spikes(
         if run.max() > 255:
             raise DataError(f"more than 255 spikes of one channel in one time step (samples {lo}..{hi - 1})")
         sample_nz, rest = np.divmod(key[starts], np.uint32(cells))
-        step_nz, unit_nz = np.divmod(rest, np.uint32(NB_UNITS))
+        step_nz, unit_nz = np.divmod(rest, np.uint32(nb_units))
         per_sample[lo + 1 : hi + 1] = np.bincount(sample_nz, minlength=hi - lo)
         steps.append(step_nz.astype(np.uint8))
         unit_parts.append(unit_nz.astype(np.uint16))
@@ -337,27 +370,28 @@ def bin_spikes(
 
     return BinnedSpikes(
         offsets, cat(steps, np.uint8), cat(unit_parts, np.uint16), cat(counts, np.uint8),
-        nb_steps, float(max_time), dropped,
+        nb_steps, float(max_time), dropped, int(nb_units),
     )
 
 
 def load_binned(
     path: str | os.PathLike, data: SHDData | None = None, nb_steps: int = NB_STEPS, max_time: float = MAX_TIME,
-    use_cache: bool = True,
+    use_cache: bool = True, nb_units: int | None = None,
 ) -> BinnedSpikes:
     """Binned counts of the file at ``path``, from the cache next to it while file and parameters match; a damaged
-    cache is rebuilt, one that cannot be written is kept in memory (:mod:`sccl.bins_cache`)."""
+    cache is rebuilt, one that cannot be written is kept in memory (:mod:`sccl.bins_cache`). ``nb_units``: the
+    file's declared channel count (its ``nb_units`` attribute), if any."""
     path = Path(path)
     cache = cache_path_for(path, nb_steps, max_time)
     stamp = source_stamp(path)
     if use_cache:
-        z = read_cache(cache, stamp, nb_steps, NB_UNITS)
+        z = read_cache(cache, stamp, nb_steps, channel_count(nb_units))
         if z is not None:
             return BinnedSpikes(z["offsets"], z["steps"], z["units"], z["counts"], nb_steps, max_time,
-                                int(z["dropped"]))
+                                int(z["dropped"]), channel_count(nb_units))
     if data is None:
         data = load_shd(path)
-    binned = bin_spikes(data.times, data.units, nb_steps, max_time)
+    binned = bin_spikes(data.times, data.units, nb_steps, max_time, nb_units=channel_count(nb_units))
     if use_cache:
         write_cache(cache, stamp, binned.offsets, binned.steps, binned.units, binned.counts, binned.dropped)
     return binned

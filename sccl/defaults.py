@@ -6,6 +6,19 @@ speakers scenario is this project's), the value is marked as ours.
 
 from __future__ import annotations
 
+#: the only SHD-specific facts: the layout's defaults. Everything else (classes, speakers, channels) is read from
+#: the data file (:mod:`sccl.shape`); these apply where a file says nothing (no ``nb_units`` attribute: SHD's 700
+#: channels, or more when a unit id is higher) and to the embedded synthetic dataset, which copies SHD's shape.
+#: ``first_classes`` / ``first_speakers``: the progressive / speakers scenarios' first group is the first half of
+#: the file's classes / speakers (SHD: English 0-9, speakers 0-5); ``held_out_speakers``: the speakers SHD keeps for
+#: its test file. ``max_time``: the binning window (s); ``--max-time auto`` derives it from the data instead.
+SHD = {"nb_units": 700, "nb_classes": 20, "nb_speakers": 12, "max_time": 1.4, "nb_steps": 100,
+       "first_classes": 10, "first_speakers": 6, "held_out_speakers": (4, 5)}
+
+#: SHA-256 of the official, unpacked SHD files, when known (file name -> digest). Empty: sccl recognises them by the
+#: record its download writes after checking each archive against the official md5sums.txt (:mod:`sccl.provenance`)
+OFFICIAL_SHD_SHA256: dict[str, str] = {}
+
 #: pretraining (statedicts/): Adamax, 200 epochs, batch 64
 PRETRAIN = {"epochs": 200, "lr": 2e-4, "batch_size": 64}
 

@@ -29,7 +29,6 @@ import gzip
 import hashlib
 import http.client
 import os
-import shutil
 import urllib.error
 import urllib.request
 import zlib
@@ -41,6 +40,7 @@ from tqdm import tqdm
 
 from sccl.data import REQUIRED_KEYS
 from sccl.disk import remove_stale_temps, temp_path
+from sccl.provenance import write_record
 from sccl.errors import DataError
 
 DEFAULT_BASE_URL = "https://zenkelab.org/datasets/"
@@ -197,12 +197,16 @@ def _download_gz(url: str, gz_path: Path, expected: str, opener: Opener, data_di
         raise
 
 
-def _gunzip(gz_path: Path, h5_path: Path, data_dir: Path) -> None:
+def _gunzip(gz_path: Path, h5_path: Path, data_dir: Path) -> str:
+    """Unpack ``gz_path`` to ``h5_path``; returns the SHA-256 of the unpacked file (hashed while it is written)."""
     tmp = _temp_path(data_dir, h5_path.name)
+    h = hashlib.sha256()
     try:
         try:
             with gzip.open(gz_path, "rb") as src, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst, CHUNK)
+                while block := src.read(CHUNK):
+                    h.update(block)
+                    dst.write(block)
         except (OSError, EOFError, zlib.error) as exc:
             raise DataError(f"{gz_path}: could not unpack ({exc}); {_manual_hint(data_dir)}") from None
         if not is_valid_shd_file(tmp):
@@ -213,6 +217,7 @@ def _gunzip(gz_path: Path, h5_path: Path, data_dir: Path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return h.hexdigest()
 
 
 def ensure_shd_files(
@@ -250,7 +255,8 @@ def ensure_shd_files(
             )
         if not (gz_path.is_file() and file_md5(gz_path) == expected):
             _download_gz(base + gz_path.name, gz_path, expected, opener, data_dir, progress)
-        _gunzip(gz_path, h5_path, data_dir)
+        digest = _gunzip(gz_path, h5_path, data_dir)
+        write_record(data_dir, h5_path.name, digest, expected, base)  # names the data "SHD" (sccl.provenance)
         if not keep_gz:
             gz_path.unlink(missing_ok=True)
     return h5_paths  # type: ignore[return-value]

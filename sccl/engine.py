@@ -201,7 +201,7 @@ def run(cfg: RunConfig, ds: Dataset, out_dir, force: bool = False) -> Path:
     same run (two sweeps on one folder) take turns: the second waits, then finds it finished."""
     cls = validate(cfg, ds.binned.nb_steps)
     check_writable(out_dir)
-    pre_dir = pretrained_dir(cfg, out_dir)
+    pre_dir = pretrained_dir(cfg, out_dir, ds.shape)
     if not is_finished(pre_dir):
         raise ConfigError(f"no finished pretraining in {pre_dir}: run statedicts/pretrain.py first")
     folder = run_folder(cfg, out_dir, ds.path)
@@ -224,14 +224,19 @@ def _run(cfg: RunConfig, cls: type[Strategy], ds: Dataset, pre_dir: Path, folder
     net, split, pre_config = load_pretrained(pre_dir, device)
     if pre_config["data"]["sha256"] != ds.sha256():
         raise ConfigError(f"the model in {pre_dir} was pretrained on another data file than {ds.path}")
+    pre_max_time = pre_config["data"].get("max_time", ds.binned.max_time)
+    if pre_max_time != ds.binned.max_time:
+        raise ConfigError(f"the model in {pre_dir} was pretrained on spikes binned up to {pre_max_time:g} s, not "
+                          f"{ds.binned.max_time:g} s (leave out --max-time to use the pretraining's)")
     if (split.scenario, split.held_out) != (cfg.scenario, cfg.held_out):
         raise ConfigError(f"the model in {pre_dir} was pretrained for {split.scenario} {split.held_out}, "
                           f"not {cfg.scenario} {cfg.held_out}")
     scenario = from_split(split)
     depth = cls.cut_depth(cfg)
     log(f"{cfg.strategy}, {cfg.scenario}: {' -> '.join(t.name for t in scenario.tasks)}; {cfg.split} split, seed "
-        f"{cfg.seed} on {ds.path} ({'synthetic SHD-format data, not SHD' if ds.synthetic else 'SHD'}); "
-        f"pretrained model {pre_dir}")
+        f"{cfg.seed} on {ds.path} ({ds.label}); pretrained model {pre_dir}")
+    if ds.binned.dropped:
+        log(f"data: {ds.binned.dropped} spikes at or after max_time {ds.binned.max_time:g} s dropped")
 
     new_train = []
     for task in scenario.tasks[1:]:
@@ -307,7 +312,7 @@ def build_summary(cfg, ds, pre_dir, pre_config, scenario, evaluate, matrix, rows
     epoch_seconds = [r["seconds"] for r in rows if r["epoch"] > 0]
     return {
         "stamp": stamp, "config": cfg.settings(),
-        "data": {"path": str(ds.path), "sha256": ds.sha256(), "synthetic": ds.synthetic},
+        "data": ds.record(),
         "pretrained": str(pre_dir), "pretrained_config": pre_config["settings"],
         "tasks": [{"name": t.name, "new_classes": list(t.new_classes), "train": len(t.train), "test": len(t.test)}
                   for t in scenario.tasks],

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from sccl.errors import SCCLError
-from sccl.report_data import SYNTHETIC_LABEL, aggregate, number, seed_mean_std
+from sccl.provenance import SHD_LABEL
+from sccl.report_data import aggregate, number, seed_mean_std
 from sccl.report_methods import methods_figure
 from sccl.report_tables import SCENARIO_TITLES, STRATEGY_NAMES, config_name
 from sccl.results import read_json
@@ -97,7 +98,9 @@ def _colors(n: int):
 
 
 def _tag(records) -> str:
-    return f" [{SYNTHETIC_LABEL}]" if any(r["row"]["data"] == SYNTHETIC_LABEL for r in records) else ""
+    """Every figure names data that is not the official SHD (synthetic, or another SHD-layout file)."""
+    other = sorted({r["row"]["data"] for r in records} - {SHD_LABEL})
+    return f" [{'; '.join(other)}]" if other else ""
 
 
 def _short(scenario: str) -> str:
@@ -303,7 +306,7 @@ def raster_figure(pretrain_folder, out_stem, depth: int = 1, stored_steps: int =
     c = compress(z, stored_steps, mode, kind)
     u = uncompress(c, T, mode, kind)
     w = T // stored_steps
-    bin_ms = 1000 * float(data.get("max_time", 1.4)) / T
+    bin_ms = 1000 * ds.binned.max_time / T
 
     with _style():
         fig = _figure((8.0, 10.0))
@@ -340,7 +343,8 @@ def raster_figure(pretrain_folder, out_stem, depth: int = 1, stored_steps: int =
         draw(axes[3], u[0].numpy(), f"un-compressed for replay: {spread}", "unit", currents=currents)
         title = (f"Latent compression of sample {sample} (class {int(ds.labels[sample])}, speaker "
                  f"{int(ds.speakers[sample])}), model {folder.name}")
-        fig.suptitle(title + (f"\n[{SYNTHETIC_LABEL}]" if data.get("synthetic") else ""), fontsize=11)
+        label = ds.label
+        fig.suptitle(title + (f"\n[{label}]" if label != SHD_LABEL else ""), fontsize=11)
         return _write(fig, out_stem)
 
 

@@ -3,7 +3,8 @@
 Per-sample datasets are concatenated in one vectorised write each. Lookup tables indexed by word or
 speaker id (``extra/keys``, ``extra/meta_info/*``) are copied once, not concatenated as the original
 did (it turned the 20 keys into 40). ``extra/source`` records where each sample came from
-(0 = train file, 1 = test file), so the official split stays recoverable. The result is written to a
+(0 = train file, 1 = test file), so the official split stays recoverable; the ``sources`` attribute records each
+source's name, SHA-256 and whether it is an official SHD file (:mod:`sccl.provenance`). The result is written to a
 temporary file and renamed at the end: a failed or interrupted merge leaves no merged file. Keys that are
 neither (a note, a table in one file only) are concatenated when they hold one entry per sample in both files,
 copied when equal in both, and otherwise left out with a one-line warning each.
@@ -21,6 +22,7 @@ import numpy as np
 from sccl.data import H5_ERRORS, SOURCE_KEY, damage_reason, load_shd
 from sccl.disk import atomic_write_bytes, check_free_space
 from sccl.errors import DataError
+from sccl.provenance import SOURCES_ATTR, source_record
 
 TRAIN_FILE = "shd_train.h5"
 TEST_FILE = "shd_test.h5"
@@ -116,6 +118,7 @@ def merge_files(train_path: Path, test_path: Path, out_path: Path, force: bool =
         for key, value in attrs.items():
             out.attrs[key] = value
         out.attrs["merged_from"] = f"{train_path.name} ({n_train} samples) + {test_path.name} ({n_test} samples)"
+        out.attrs[SOURCES_ATTR] = source_record([train_path, test_path])  # what the data is (sccl.provenance)
         out.flush()
         image = out.id.get_file_image()
     atomic_write_bytes(out_path, image, what=f"the merged file {out_path.name}")
@@ -132,6 +135,16 @@ def no_data_message(data_dir: Path) -> str:
         f"Download them with `python heidelberg_unite_datasets.py --download --data-dir {data_dir}`, "
         f"or generate the embedded synthetic dataset with `python -m sccl.offline --out-dir {data_dir}`"
     )
+
+
+def merged_if_present(data_dir: str | os.PathLike, quiet: bool = False) -> Path:
+    """The merged file when the folder holds data (merging it first if needed), else its would-be path: a sweep
+    submitted from a machine without the data (a cluster's login node) still expands, and anything that needs
+    the file's contents ('all' ids, default groups) says so in one line."""
+    data_dir = Path(data_dir).expanduser()
+    if merged_path(data_dir).is_file() or ((data_dir / TRAIN_FILE).is_file() and (data_dir / TEST_FILE).is_file()):
+        return ensure_merged(data_dir, quiet)
+    return merged_path(data_dir)
 
 
 def ensure_merged(data_dir: str | os.PathLike, quiet: bool = False) -> Path:

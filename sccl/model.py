@@ -1,6 +1,6 @@
 """The recurrent spiking network of the original code (original-spec.md §2), computed layer by layer.
 
-    700 inputs -> LIF 200 -> LIF 100 -> LIF 50 -> leaky readout 20 -> max over time
+    channels (SHD: 700) -> LIF 200 -> LIF 100 -> LIF 50 -> leaky readout, one per class (SHD: 20) -> max over time
 
 Every LIF layer is current-based with a full recurrent matrix (self-connections included) and no biases; the
 exact update order is documented in :mod:`sccl.lif`. The readout integrates ``a(t) = s3(t) @ w_out`` with
@@ -50,6 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sccl.defaults import SHD
 from sccl.lif import lif_layer, lif_states
 from sccl.sparse_input import SparseInput
 
@@ -89,9 +90,9 @@ class RecurrentSNN(nn.Module):
 
     def __init__(
         self,
-        nb_inputs: int = 700,
+        nb_inputs: int = SHD["nb_units"],
         nb_hidden: int = 200,
-        nb_outputs: int = 20,
+        nb_outputs: int = SHD["nb_classes"],
         time_step: float = 1e-3,
         tau_syn: float = 5e-3,
         tau_mem: float = 1e-2,

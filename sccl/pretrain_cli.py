@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sccl.data import NB_SPEAKERS
 from sccl.defaults import PRETRAIN
 from sccl.errors import ConfigError
 from sccl.splits import SPLITS
 from sccl.sweep import parse_int_list
 from sccl.merge import ensure_merged
 from sccl.pretraining import PretrainConfig, pretrain
-from sccl.training import load_dataset
+from sccl.training import load_dataset, parse_max_time
 
 DEFAULT_DATA_DIR = "~/data/hdspikes"
 
@@ -36,47 +35,66 @@ def add_common_flags(p: argparse.ArgumentParser) -> None:
                    help="reshuffle the training batches every epoch (original: one fixed order)")
     p.add_argument("--force", action="store_true", help="discard an existing run with the same id and start again")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    p.add_argument("--max-time", default=None,
+                   help="binning window in seconds, or 'auto': just past the data's last spike (default: SHD's "
+                        "1.4 s); spikes beyond it are dropped and counted in the log")
 
 
-def parse_classes(text: str) -> None:
-    if text.replace(" ", "") not in ("0-9", "0,1,2,3,4,5,6,7,8,9"):
-        raise ConfigError(f"--classes supports only 0-9 (the English digits of the progressive scenario), got '{text}'")
+def ids(text: str, what: str) -> tuple[int, ...]:
+    """An id list of the command line (checked against the data later, where it is known)."""
+    return tuple(parse_int_list(text, 0, 2**16 - 1, what))
 
 
-def config_from_args(args, scenario: str, held_out: int | None, first_speakers=None) -> PretrainConfig:
+def config_from_args(args, scenario: str, held_out: int | None, first_speakers=None, first_classes=None,
+                     classes_per_step: int = 1) -> PretrainConfig:
     return PretrainConfig(scenario=scenario, held_out=held_out, split=args.split, epochs=args.epochs,
                           batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
                           threads=args.threads, drop_last=not args.keep_last, shuffle=args.shuffle, quiet=args.quiet,
-                          first_speakers=first_speakers)
+                          first_speakers=first_speakers, first_classes=first_classes,
+                          classes_per_step=classes_per_step)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        description="Pretrain the recurrent SNN with one speaker or one class held out, on the English digits, or on a first group of speakers. "
+        description="Pretrain the recurrent SNN with one speaker or one class held out, on a first group of classes "
+                    "(progressive; SHD: the English digits), or on a first group of speakers. "
                     "Writes model.pt, split.npz, config.json, epochs.csv and log.txt under "
                     "OUT_DIR/pretrain/SPLIT/ID_seedSEED/; an interrupted run resumes from its last epoch.")
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--speaker", type=int, help="hold out this speaker (0-11): sample-incremental scenario")
-    what.add_argument("--removed-class", type=int, help="hold out this class (0-19): class-incremental scenario")
-    what.add_argument("--classes", help="'0-9': train on the English digits only (progressive scenario)")
+    what.add_argument("--speaker", type=int, help="hold out this speaker (SHD: 0-11): sample-incremental scenario")
+    what.add_argument("--removed-class", type=int, help="hold out this class (SHD: 0-19): class-incremental scenario")
+    what.add_argument("--classes", "--first-classes", dest="classes",
+                      help="progressive scenario: train on these classes, e.g. 0-9, or 'first-half' (the default "
+                           "group: the first half of the data's classes; SHD: the English digits 0-9)")
     what.add_argument("--first-speakers",
                       help="e.g. 0-5: train on these speakers only (speakers scenario: the others arrive one at a time)")
+    p.add_argument("--classes-per-step", type=int, default=1,
+                   help="progressive scenario: the later classes arrive this many at a time (default: 1)")
     add_common_flags(p)
     return p
 
 
 def main(argv=None) -> Path:
     args = build_parser().parse_args(argv)
-    first = None
+    first = first_classes = None
     if args.speaker is not None:
         scenario, held_out = "sample_incremental", args.speaker
     elif args.removed_class is not None:
         scenario, held_out = "class_incremental", args.removed_class
     elif args.first_speakers is not None:
         scenario, held_out = "speakers", None
-        first = tuple(parse_int_list(args.first_speakers, 0, NB_SPEAKERS - 1, "speaker"))
+        first = ids(args.first_speakers, "speaker")
     else:
-        parse_classes(args.classes)
         scenario, held_out = "progressive", None
-    ds = load_dataset(ensure_merged(Path(args.data_dir).expanduser(), quiet=args.quiet))
-    return pretrain(config_from_args(args, scenario, held_out, first), ds, args.out_dir, force=args.force)
+        first_classes = None if args.classes == FIRST_HALF else ids(args.classes, "class")
+    if args.classes_per_step != 1 and scenario != "progressive":
+        raise ConfigError("--classes-per-step applies to the progressive scenario only (--classes)")
+    max_time = parse_max_time(args.max_time)
+    ds = load_dataset(ensure_merged(Path(args.data_dir).expanduser(), quiet=args.quiet), max_time=max_time)
+    if first_classes is not None and first_classes == ds.shape.default_first_classes:
+        first_classes = None  # the default group, named as such (the same run as without the flag)
+    cfg = config_from_args(args, scenario, held_out, first, first_classes, args.classes_per_step)
+    return pretrain(cfg, ds, args.out_dir, force=args.force)
+
+
+FIRST_HALF = "first-half"

@@ -22,13 +22,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from sccl.defaults import SHD
 from sccl.device import resolve_device, set_threads
 from sccl.disk import remove_stale_temps, write_error
 from sccl.errors import ConfigError, DataError, TrainingDiverged
 from sccl.locks import check_writable, folder_lock
 from sccl.model import RecurrentSNN
 from sccl.results import package_versions, read_json, torch_load, torch_save, write_csv, write_json
-from sccl.splits import DEFAULT_FIRST_SPEAKERS, Split, format_ids, make_batches, make_split
+from sccl.shape import resolve_groups
+from sccl.splits import Split, format_ids, make_batches, make_split
 from sccl.training import Dataset, accuracy, check_training_settings, raw_batches, train_epoch
 
 CSV_COLUMNS = ["epoch", "loss", "train_acc", "test_acc", "seconds"]
@@ -52,20 +54,32 @@ class PretrainConfig:
     shuffle: bool = False  # reshuffle training batches every epoch (the original kept one fixed order)
     eval_every: int = 1
     quiet: bool = False
-    first_speakers: tuple[int, ...] | None = None  # speakers scenario: the first group (default 0-5)
+    first_speakers: tuple[int, ...] | None = None  # speakers scenario: the first group (default: the first half)
+    first_classes: tuple[int, ...] | None = None  # progressive: the first group (default: the first half)
+    classes_per_step: int = 1  # progressive: classes per later task (names the folder when not 1)
 
 
-def run_id(scenario: str, held_out: int | None, first_speakers=None) -> str:
-    """speaker3, class7, classes0-9 or speakers0-5: what the pretrained model has seen or not."""
+#: settings added after runs were made: a config.json without them had these values
+LATER_SETTINGS = {"first_classes": None, "classes_per_step": 1}
+
+
+def run_id(scenario: str, held_out: int | None, first_speakers=None, first_classes=None,
+           classes_per_step: int = 1) -> str:
+    """speaker3, class7, classes0-9 (classes0-19_k5: 5 classes a step) or speakers0-5: what the pretrained model has
+    seen or not. ``first_speakers`` / ``first_classes``: the resolved first groups (:func:`sccl.shape.resolve_groups`;
+    None: SHD's, for records that predate them)."""
     if scenario == "speakers":
-        return "speakers" + format_ids(first_speakers or DEFAULT_FIRST_SPEAKERS)
-    return {"sample_incremental": f"speaker{held_out}", "class_incremental": f"class{held_out}",
-            "progressive": "classes0-9"}[scenario]
+        return "speakers" + format_ids(first_speakers if first_speakers is not None else range(SHD["first_speakers"]))
+    if scenario == "progressive":
+        return ("classes" + format_ids(first_classes if first_classes is not None else range(SHD["first_classes"]))
+                + (f"_k{classes_per_step}" if classes_per_step != 1 else ""))
+    return {"sample_incremental": f"speaker{held_out}", "class_incremental": f"class{held_out}"}[scenario]
 
 
 def run_dir(out_dir: str | Path, split: str, scenario: str, held_out: int | None, seed: int,
-            first_speakers=None) -> Path:
-    return Path(out_dir) / "pretrain" / split / f"{run_id(scenario, held_out, first_speakers)}_seed{seed}"
+            first_speakers=None, first_classes=None, classes_per_step: int = 1) -> Path:
+    name = run_id(scenario, held_out, first_speakers, first_classes, classes_per_step)
+    return Path(out_dir) / "pretrain" / split / f"{name}_seed{seed}"
 
 
 def is_finished(folder: Path, epochs: int | None = None) -> bool:
@@ -123,7 +137,9 @@ def pretrain(cfg: PretrainConfig, ds: Dataset, out_dir: str | Path, force: bool 
     if int(cfg.threads) < 1:
         raise ConfigError(f"--threads must be at least 1, got {cfg.threads}")
     check_writable(out_dir)
-    folder = run_dir(out_dir, cfg.split, cfg.scenario, cfg.held_out, cfg.seed, cfg.first_speakers)
+    speakers, classes = resolve_groups(cfg.first_speakers, cfg.first_classes, ds.shape)
+    folder = run_dir(out_dir, cfg.split, cfg.scenario, cfg.held_out, cfg.seed, speakers, classes,
+                     cfg.classes_per_step)
     lock = folder.parent / ".locks" / f"{folder.name}.lock"
     with folder_lock(lock, lambda pid: print(f"{folder.name}: being trained by process {pid}; waiting", flush=True)):
         return _pretrain(cfg, ds, folder, force)
@@ -131,20 +147,20 @@ def pretrain(cfg: PretrainConfig, ds: Dataset, out_dir: str | Path, force: bool 
 
 def _pretrain(cfg: PretrainConfig, ds: Dataset, folder: Path, force: bool) -> Path:
     settings = json.loads(json.dumps(asdict(cfg)))  # tuples as lists, as config.json reads back
-    config = {"settings": settings, "data": {"path": str(ds.path), "sha256": ds.sha256(),
-              "synthetic": ds.synthetic, "nb_steps": ds.binned.nb_steps, "max_time": ds.binned.max_time,
-              "dropped_spikes": ds.binned.dropped},
-              "versions": package_versions()}
+    config = {"settings": settings, "data": ds.record(), "versions": package_versions()}
     for name in FILES if folder.is_dir() else ():
         remove_stale_temps(folder / name)  # left by a killed process
         if force:
             (folder / name).unlink(missing_ok=True)
     if (folder / "config.json").is_file():
         old = read_config(folder)
-        diff = {k for k in set(settings) | set(old["settings"]) if settings.get(k) != old["settings"].get(k)}
+        was = {**LATER_SETTINGS, **old["settings"]}
+        diff = {k for k in set(settings) | set(was) if settings.get(k) != was.get(k)}
         diff -= RESUMABLE_DIFFERENCES
         if old["data"]["sha256"] != config["data"]["sha256"]:
             diff.add("data file")
+        if old["data"].get("max_time", ds.binned.max_time) != ds.binned.max_time:
+            diff.add("max_time")
         if diff:
             raise ConfigError(f"{folder} holds a run with other settings ({', '.join(sorted(diff))}); "
                               "pass --force to start it again")
@@ -156,14 +172,16 @@ def _pretrain(cfg: PretrainConfig, ds: Dataset, folder: Path, force: bool) -> Pa
 
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
+    speakers, classes = resolve_groups(cfg.first_speakers, cfg.first_classes, ds.shape)
     split = make_split(cfg.scenario, cfg.held_out, ds.labels, ds.speakers, ds.source, cfg.split, cfg.seed,
-                       first_speakers=cfg.first_speakers)
+                       first_speakers=speakers, first_classes=classes, classes_per_step=cfg.classes_per_step,
+                       nb_classes=ds.shape.nb_classes, nb_speakers=ds.shape.nb_speakers)
     train_idx, test_idx = split["pretrain_train"], split["pretrain_test"]
     if len(train_idx) < cfg.batch_size and cfg.drop_last:
         raise ConfigError(f"only {len(train_idx)} pretraining samples: fewer than one batch of {cfg.batch_size}")
 
     torch.manual_seed(cfg.seed)
-    net = RecurrentSNN().to(device)
+    net = RecurrentSNN(nb_inputs=ds.shape.nb_units, nb_outputs=ds.shape.nb_classes).to(device)
     optimizer = torch.optim.Adamax(net.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     history: list[dict] = []
     start = 0
@@ -176,12 +194,14 @@ def _pretrain(cfg: PretrainConfig, ds: Dataset, folder: Path, force: bool) -> Pa
         _load_state(optimizer, ckpt["optimizer"], path, "a checkpoint")
         history, start = list(ckpt["history"]), int(ckpt["epoch"])
         _log(folder, f"resuming after epoch {start}", cfg.quiet)
+        if not (folder / "split.npz").is_file():  # lost (e.g. a folder half-deleted): the split is deterministic
+            split.save(folder / "split.npz")
+            _log(folder, "split.npz was missing: written again from the same seed and data", cfg.quiet)
     else:
         split.save(folder / "split.npz")
         (folder / "log.txt").unlink(missing_ok=True)
-        _log(folder, f"pretraining {run_id(cfg.scenario, cfg.held_out, cfg.first_speakers)} ({cfg.split} split, "
-             f"seed {cfg.seed}) "
-             f"on {ds.path}{' [synthetic SHD-format data, not SHD]' if ds.synthetic else ''}", cfg.quiet)
+        _log(folder, f"pretraining {folder.name.rsplit('_seed', 1)[0]} ({cfg.split} split, seed {cfg.seed}) "
+             f"on {ds.path} [{ds.label}; {ds.shape.describe()}]", cfg.quiet)
         _log(folder, f"split: {split.describe()}", cfg.quiet)
         _log(folder, f"data: {len(ds.labels)} samples; {ds.binned.dropped} spikes at or after max_time "
              f"{ds.binned.max_time:g} s dropped", cfg.quiet)
@@ -219,6 +239,10 @@ def load_pretrained(folder: Path, device: torch.device | str = "cpu") -> tuple[R
     """(model, split, config) of a finished pretraining run."""
     if not is_finished(folder):
         raise ConfigError(f"no finished pretraining in {folder}: run statedicts/pretrain.py first")
-    net = RecurrentSNN()
-    _load_state(net, torch_load(folder / "model.pt"), folder / "model.pt", "the weights")
+    state = torch_load(folder / "model.pt")
+    if isinstance(state, dict) and all(torch.is_tensor(state.get(k)) and state[k].ndim == 2 for k in ("w1", "w_out")):
+        net = RecurrentSNN(nb_inputs=state["w1"].shape[0], nb_outputs=state["w_out"].shape[1])  # the data's sizes
+    else:
+        net = RecurrentSNN()  # _load_state names the problem
+    _load_state(net, state, folder / "model.pt", "the weights")
     return net.to(device), Split.load(folder / "split.npz"), read_config(folder)

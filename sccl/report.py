@@ -37,7 +37,7 @@ from sccl.numerics import fingerprint
 from sccl.figures import FIGURE_TITLES, FIGURES, make_figures, raster_figure
 from sccl.report_methods import TIMING_UNIT, methods_tables
 from sccl.strategies import PAPER_ORDER
-from sccl.report_data import (SCENARIOS, SUMMARY_COLUMNS, SYNTHETIC_LABEL, aggregate, group_key, load_pretrain_runs,
+from sccl.report_data import (REAL_LABEL, SCENARIOS, SUMMARY_COLUMNS, SYNTHETIC_LABEL, aggregate, group_key, load_pretrain_runs,
                               load_runs, seed_mean_std, summary_rows)
 from sccl.report_tables import (SCENARIO_TITLES, compression_table, label_of, metrics_table, pretraining_tables,
                                 scenario_table, sequence_tables)
@@ -112,7 +112,8 @@ def build_report(results_dir, runs_dir=None, title_note: str | None = None) -> d
 
     synthetic = any(r["row"]["data"] == SYNTHETIC_LABEL for r in records)
     label = label_of(records) if records else "none"
-    tag = f" — {SYNTHETIC_LABEL}" if synthetic else ""
+    other = sorted({r["row"]["data"] for r in records} - {REAL_LABEL})  # not the official SHD: named in the title
+    tag = f" — {'; '.join(other)}" if other else ""
     lines = [f"# Continual learning with compressed latent replay on spiking neural networks: results{tag}", ""]
     lines += [title_note, ""] if title_note else []
     if synthetic:

@@ -26,14 +26,14 @@ import numpy as np
 
 from sccl import metrics
 from sccl.errors import SCCLError
+from sccl.provenance import LAYOUT_PREFIX, SHD_LABEL as REAL_LABEL, SYNTHETIC_LABEL
 from sccl.results import read_csv, read_json
 
 __all__ = ["SYNTHETIC_LABEL", "REAL_LABEL", "SCENARIOS", "SUMMARY_COLUMNS", "load_runs_in", "load_runs",
            "load_pretrain_runs", "epoch_rows_of", "run_row", "summary_rows", "seed_mean_std", "group_key",
            "aggregate", "number"]
 
-SYNTHETIC_LABEL = "synthetic SHD-format data, not SHD"
-REAL_LABEL = "SHD"
+
 #: the scenario folders under RUNS, in the order the report shows them
 SCENARIOS = ("sample_incremental", "class_incremental", "progressive", "speakers")
 NB_STEPS_DEFAULT = 100  # time steps of a sample when a run's memory text does not say
@@ -74,7 +74,15 @@ def _read_epochs(folder: Path) -> list[dict]:
 
 
 def _data_label(data: dict | None) -> str:
-    return SYNTHETIC_LABEL if (data or {}).get("synthetic") else REAL_LABEL
+    """What the run's data was (:mod:`sccl.provenance`); records made before the label was kept say only whether
+    the data was synthetic: any other is named by its file, not assumed to be SHD."""
+    data = data or {}
+    if data.get("label"):
+        return data["label"]
+    if data.get("synthetic"):
+        return SYNTHETIC_LABEL
+    path = Path(data.get("path") or "unknown")
+    return LAYOUT_PREFIX + (f"{path.parent.name}/{path.name}" if path.parent.name else path.name)
 
 
 def _memory_numbers(text) -> tuple[int | str, int]:

@@ -12,14 +12,14 @@ from collections import defaultdict
 
 import numpy as np
 
-from sccl.report_data import REAL_LABEL, SYNTHETIC_LABEL, number, seed_mean_std
+from sccl.report_data import number, seed_mean_std
 
 __all__ = ["SCENARIO_TITLES", "STRATEGY_NAMES", "fmt_pct", "fmt_kb", "md_table", "label_of", "config_name",
            "scenario_table", "compression_table", "sequence_tables", "metrics_table", "pretraining_tables"]
 
 SCENARIO_TITLES = {"sample_incremental": "Sample-incremental (new speaker)",
                    "class_incremental": "Class-incremental (new class)",
-                   "progressive": "Progressive class-incremental (classes 0-9, then 10..19 one at a time)",
+                   "progressive": "Progressive class-incremental (a first group of classes, then the others)",
                    "speakers": "Speakers (a first group of speakers, then one speaker at a time)"}
 ID_NAMES = {"sample_incremental": "speakers", "class_incremental": "classes"}
 STRATEGY_NAMES = {"naive": "naive", "no_replay": "no replay", "rehearsal": "rehearsal", "latent_replay": "LR",
@@ -56,11 +56,12 @@ def md_table(header: list[str], rows: list[list]) -> str:
 
 
 def label_of(records) -> str:
-    """The data label of a set of runs: SHD, synthetic, or both."""
-    labels = {r["row"]["data"] for r in records}
-    if labels == {SYNTHETIC_LABEL}:
-        return SYNTHETIC_LABEL
-    return f"{REAL_LABEL} and {SYNTHETIC_LABEL} (see the data column)" if SYNTHETIC_LABEL in labels else REAL_LABEL
+    """The data label of a set of runs: what their data was ("SHD", synthetic, "SHD-layout data: <name>"), or
+    several labels (see the data column)."""
+    labels = sorted({r["row"]["data"] for r in records})
+    if len(labels) == 1:
+        return labels[0]
+    return " and ".join(labels) + " (see the data column)"
 
 
 def _strategy(g: dict) -> str:

@@ -21,9 +21,12 @@ from sccl.data import file_sha256
 from sccl.defaults import COMMON, SCENARIO
 from sccl.errors import ConfigError
 from sccl.pretraining import is_finished, run_dir
+from sccl.shape import resolve_groups
 from sccl.splits import SCENARIOS, SPLITS, format_ids
 
 NOT_IN_STAMP = {"threads", "quiet"}  # settings that do not change results
+#: settings added later: in the stamp only when not at this default, so that earlier runs keep their stamps
+STAMPED_WHEN_SET = {"first_classes": None, "classes_per_step": 1}
 SCENARIO_DEFAULTED = ("epochs", "lr", "batch_size")
 
 
@@ -51,7 +54,9 @@ class RunConfig:
     keep_last: bool = False
     reinit_readout: bool = True  # class scenarios: re-draw the new class's readout column
     class_mixed: bool = False
-    first_speakers: tuple[int, ...] | None = None  # speakers scenario: the pretraining's group (default 0-5)
+    first_speakers: tuple[int, ...] | None = None  # speakers scenario: the pretraining's group (default: first half)
+    first_classes: tuple[int, ...] | None = None  # progressive: the pretraining's classes (default: first half)
+    classes_per_step: int = 1  # progressive: classes per later task
     pretrained: str | None = None  # a pretraining run folder (default: found in the output folder)
     quiet: bool = False
     options: dict = field(default_factory=dict)  # a strategy's own settings (its flags without a field here)
@@ -64,10 +69,13 @@ class RunConfig:
                 setattr(self, name, SCENARIO[self.scenario][name])
         if self.first_speakers is not None:
             self.first_speakers = tuple(int(s) for s in self.first_speakers)
+        if self.first_classes is not None:
+            self.first_classes = tuple(int(c) for c in self.first_classes)
 
     def settings(self) -> dict:
         """The settings that make the results (everything but threads and quiet), as JSON values."""
-        return json.loads(json.dumps({k: v for k, v in asdict(self).items() if k not in NOT_IN_STAMP}))
+        return json.loads(json.dumps({k: v for k, v in asdict(self).items() if k not in NOT_IN_STAMP
+                                      and not (k in STAMPED_WHEN_SET and v == STAMPED_WHEN_SET[k])}))
 
     def label(self) -> str:
         """Human-readable part of the stamp: strategy, new task, depth, memory, compression, seed."""
@@ -76,6 +84,10 @@ class RunConfig:
             parts.append(("speaker" if self.scenario == "sample_incremental" else "class") + str(self.held_out))
         if self.scenario == "speakers" and self.first_speakers:
             parts.append("first" + format_ids(self.first_speakers))
+        if self.scenario == "progressive" and self.first_classes:
+            parts.append("first" + format_ids(self.first_classes))
+        if self.scenario == "progressive" and self.classes_per_step != 1:
+            parts.append(f"k{self.classes_per_step}")
         if self.latent_depth is not None:
             parts.append(f"d{self.latent_depth}")
         if self.strategy == "rehearsal" or self.latent_depth is not None:  # a replay memory of n batches
@@ -91,12 +103,17 @@ def config_fields() -> set[str]:
     return {f.name for f in fields(RunConfig)}
 
 
-def pretrained_dir(cfg: RunConfig, out_dir) -> Path:
+def pretrained_dir(cfg: RunConfig, out_dir, data=None) -> Path:
+    """The pretraining run a run starts from; ``data`` (a :class:`~sccl.shape.DataShape` or the data file) gives
+    the sequence scenarios' default first groups."""
     if cfg.pretrained:
         return Path(cfg.pretrained)
     if cfg.split not in SPLITS:
         raise ConfigError(f"unknown split '{cfg.split}' (choose from {', '.join(SPLITS)})")
-    return run_dir(out_dir, cfg.split, cfg.scenario, cfg.held_out, cfg.seed, cfg.first_speakers)
+    speakers, classes = cfg.first_speakers, cfg.first_classes
+    if data is not None and cfg.scenario in ("speakers", "progressive"):
+        speakers, classes = resolve_groups(speakers, classes, data)
+    return run_dir(out_dir, cfg.split, cfg.scenario, cfg.held_out, cfg.seed, speakers, classes, cfg.classes_per_step)
 
 
 def stamp(cfg: RunConfig, data_sha256: str, weights_sha256: str) -> str:
@@ -107,8 +124,10 @@ def stamp(cfg: RunConfig, data_sha256: str, weights_sha256: str) -> str:
 
 def run_folder(cfg: RunConfig, out_dir, data_file) -> Path | None:
     """The run's folder, or None while its pretrained model does not exist (nothing to stamp it with yet)."""
-    pre = pretrained_dir(cfg, out_dir)
-    if not is_finished(pre) or not Path(data_file).is_file():
+    if not Path(data_file).is_file():
+        return None
+    pre = pretrained_dir(cfg, out_dir, data_file)
+    if not is_finished(pre):
         return None
     return Path(out_dir) / cfg.scenario / stamp(cfg, file_sha256(data_file), file_sha256(pre / "model.pt"))
 

@@ -4,7 +4,8 @@ A scenario is the list of tasks a model meets, the first being its pretraining:
 
     sample_incremental  [every speaker but S, speaker S]                 (new speaker; the paper's)
     class_incremental   [every class but C, class C]                     (new class; the paper's)
-    progressive         [classes 0-9, class 10, class 11, ..., class 19] (the paper's)
+    progressive         [a first group of classes, then the others k at a time] (the paper's on SHD: classes 0-9,
+                        then class 10, class 11, ..., class 19)
     speakers            [a first group of speakers, then each other speaker alone] (domain-incremental; ours)
 
 Each task holds the index arrays of its training and test samples (from the pretraining run's split) and the
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sccl.defaults import SHD
 from sccl.splits import SCENARIOS, Split, format_ids
 
 #: scenarios whose new tasks bring new classes (a new readout column; replay memories chosen per class)
@@ -68,12 +70,18 @@ def from_split(split: Split) -> Scenario:
         tasks = [first, Task(f"speaker {split.held_out}", split["new_train"], split["new_test"])]
     elif split.scenario == "class_incremental":
         tasks = [first, Task(f"class {split.held_out}", split["new_train"], split["new_test"], (split.held_out,))]
+    elif split.scenario == "progressive":
+        steps = split.class_steps or tuple((g,) for g in split.new_groups)  # older splits: one class a step
+        tasks = [first] + [Task(_classes_name(step), split[f"new_train_{step[0]}"], split[f"new_test_{step[0]}"],
+                                step) for step in steps]
     else:
-        word = "class" if split.scenario == "progressive" else "speaker"
-        new_classes = (lambda g: (g,)) if split.scenario == "progressive" else (lambda g: ())
-        tasks = [first] + [Task(f"{word} {g}", split[f"new_train_{g}"], split[f"new_test_{g}"], new_classes(g))
+        tasks = [first] + [Task(f"speaker {g}", split[f"new_train_{g}"], split[f"new_test_{g}"])
                            for g in split.new_groups]
     return Scenario(split.scenario, tasks)
+
+
+def _classes_name(classes) -> str:
+    return f"class {classes[0]}" if len(classes) == 1 else f"classes {format_ids(classes)}"
 
 
 def _first_task_name(split: Split) -> str:
@@ -82,5 +90,5 @@ def _first_task_name(split: Split) -> str:
     if split.scenario == "class_incremental":
         return f"classes except {split.held_out}"
     if split.scenario == "progressive":
-        return "classes 0-9"
+        return f"classes {format_ids(split.first_classes or range(SHD['first_classes']))}"  # splits before the record: SHD's 0-9
     return f"speakers {format_ids(split.first_speakers or ())}"

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from sccl.defaults import SHD
+
 
 def _as_long(a, name: str) -> torch.Tensor:
     if isinstance(a, torch.Tensor):
@@ -43,7 +45,7 @@ class SparseInput:
     # ------------------------------------------------------------------------------------------ building
 
     @classmethod
-    def from_coo(cls, batch_pos, step, unit, count=None, batch_size=None, nb_steps=None, nb_inputs: int = 700,
+    def from_coo(cls, batch_pos, step, unit, count=None, batch_size=None, nb_steps=None, nb_inputs: int = SHD["nb_units"],
                  device=None) -> "SparseInput":
         """From entry arrays (numpy or torch, any order, duplicates allowed and summed), e.g. the output of
         ``sccl.data.BinnedSpikes.coo``. ``count=None`` means one spike per entry."""

@@ -3,8 +3,10 @@
 What a split holds depends on the scenario (the continual-learning setting, :mod:`sccl.scenarios`):
     sample_incremental  pretrain on every speaker but ``held_out``; the new task is that speaker.
     class_incremental   pretrain on every class but ``held_out``; the new task is that class.
-    progressive         pretrain on classes 0-9 (English); classes 10-19 arrive one at a time.
-    speakers            pretrain on a first group of speakers; the others arrive one at a time.
+    progressive         pretrain on a first group of classes (default: the first half, SHD's English 0-9); the
+                        others arrive k at a time (default one: SHD's 10, 11, ..., 19).
+    speakers            pretrain on a first group of speakers (default: the first half); the others arrive one at
+                        a time.
 
 How test samples are chosen is the split kind (``--split``):
     paper     the merged file is split at random, stratified by label, a clean 1/5 of every group
@@ -13,7 +15,7 @@ How test samples are chosen is the split kind (``--split``):
     official  train = samples of the official train file, test = those of the official test file.
 
 Sets are named ``pretrain_train``, ``pretrain_test``, ``new_train``, ``new_test``; in the sequence scenarios the
-new sets are per group: ``new_train_10``, ``new_test_10``, ... (a class or a speaker id).
+new sets are per group: ``new_train_10``, ``new_test_10``, ... (a speaker id, or the first class of a step).
 """
 
 from __future__ import annotations
@@ -25,16 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sccl.data import NB_CLASSES, NB_SPEAKERS
 from sccl.disk import atomic_path
 from sccl.errors import ConfigError, DataError
+from sccl.shape import check_first_group, class_steps
 
 SCENARIOS = ("sample_incremental", "class_incremental", "progressive", "speakers")
 SPLITS = ("paper", "official")
 TEST_FRACTION = 0.2
-PROGRESSIVE_BASE = tuple(range(10))
-PROGRESSIVE_NEW = tuple(range(10, 20))
-DEFAULT_FIRST_SPEAKERS = tuple(range(6))
 # the seeds of the index draws (codes kept from the first version, so that its splits stay identical)
 _SCENARIO_CODE = {"sample_incremental": 1, "class_incremental": 2, "progressive": 3, "speakers": 4}
 _SPLIT_CODE = {"paper": 1, "official": 2}
@@ -50,6 +49,8 @@ class Split:
     seed: int
     sets: dict[str, np.ndarray]
     first_speakers: tuple[int, ...] | None = None  # the speakers scenario's first group
+    class_steps: tuple[tuple[int, ...], ...] | None = None  # progressive: the classes of each new task
+    first_classes: tuple[int, ...] | None = None  # progressive: the pretraining's classes
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.sets[name]
@@ -64,8 +65,11 @@ class Split:
 
     def save(self, path: str | os.PathLike) -> None:
         path = Path(path)
-        meta = json.dumps({"scenario": self.scenario, "split": self.kind, "held_out": self.held_out,
-                           "seed": self.seed, "first_speakers": self.first_speakers})
+        meta = {"scenario": self.scenario, "split": self.kind, "held_out": self.held_out, "seed": self.seed,
+                "first_speakers": self.first_speakers}
+        if self.class_steps is not None:
+            meta.update(class_steps=self.class_steps, first_classes=self.first_classes)
+        meta = json.dumps(meta)
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, _meta=np.array(meta), **self.sets)
 
@@ -80,10 +84,12 @@ class Split:
                    (v < 0).any()]
             if bad:
                 raise ValueError(f"'{bad[0]}' is not a list of sample indices")
-            first = meta.get("first_speakers")
+            first, steps, first_classes = meta.get("first_speakers"), meta.get("class_steps"), meta.get("first_classes")
             return cls(_LEGACY_SCENARIO.get(meta["scenario"], meta["scenario"]), meta.get("split", meta.get("protocol")),
                        meta["held_out"], meta["seed"], {k: v.astype(np.int64) for k, v in sets.items()},
-                       tuple(first) if first is not None else None)
+                       tuple(first) if first is not None else None,
+                       tuple(tuple(int(c) for c in step) for step in steps) if steps is not None else None,
+                       tuple(int(c) for c in first_classes) if first_classes is not None else None)
         except Exception as exc:  # truncated, not a zip, missing keys, garbage: numpy and zipfile raise many kinds
             raise DataError(f"{path}: damaged or not a split file ({type(exc).__name__}: {exc}); delete the run "
                             "folder or rerun with --force") from None
@@ -125,10 +131,13 @@ def _official_split(indices, source, rng) -> tuple[np.ndarray, np.ndarray]:
 def make_split(
     scenario: str, held_out: int | None, labels: np.ndarray, speakers: np.ndarray, source: np.ndarray | None = None,
     kind: str = "paper", seed: int = 0, test_fraction: float = TEST_FRACTION,
-    first_speakers: tuple[int, ...] | None = None,
+    first_speakers: tuple[int, ...] | None = None, first_classes: tuple[int, ...] | None = None,
+    classes_per_step: int = 1, nb_classes: int | None = None, nb_speakers: int | None = None,
 ) -> Split:
     """The split of one scenario (see the module docstring); ``held_out`` is the new speaker or class of the
-    two-task scenarios, ``first_speakers`` the first group of the speakers scenario (default 0-5)."""
+    two-task scenarios, ``first_speakers`` / ``first_classes`` the first group of the speakers / progressive
+    scenario (default: the first half of the data's), ``nb_classes`` / ``nb_speakers`` the file's class / speaker
+    count (default: from the labels / speakers)."""
     if scenario not in SCENARIOS:
         raise ConfigError(f"unknown scenario '{scenario}' (choose from {', '.join(SCENARIOS)})")
     if kind not in SPLITS:
@@ -137,39 +146,40 @@ def make_split(
         raise ConfigError(f"test fraction must be in (0, 1), got {test_fraction}")
     labels, speakers = np.asarray(labels), np.asarray(speakers)
     everything = np.arange(len(labels))
+    classes = tuple(int(c) for c in np.unique(labels))
+    present = tuple(int(s) for s in np.unique(speakers))
+    nb_classes = int(np.max(labels, initial=-1)) + 1 if nb_classes is None else nb_classes
+    steps = first = None
     if scenario == "sample_incremental":
-        if held_out is None or not 0 <= held_out < NB_SPEAKERS:
-            raise ConfigError(f"speaker must be in 0..{NB_SPEAKERS - 1}, got {held_out}")
-        if not (speakers == held_out).any():
-            raise ConfigError(f"speaker {held_out} has no samples in this dataset")
+        top = int(np.max(speakers, initial=-1)) + 1 if nb_speakers is None else max(nb_speakers, len(present))
+        _check_held_out("speaker", held_out, top, present)
+        if len(present) < 2:
+            raise ConfigError(f"the sample-incremental scenario needs at least 2 speakers; the data has "
+                              f"{len(present)}")
         groups = {"pretrain": everything[speakers != held_out], "new": everything[speakers == held_out]}
     elif scenario == "class_incremental":
-        if held_out is None or not 0 <= held_out < NB_CLASSES:
-            raise ConfigError(f"class must be in 0..{NB_CLASSES - 1}, got {held_out}")
-        if not (labels == held_out).any():
-            raise ConfigError(f"class {held_out} has no samples in this dataset")
+        _check_held_out("class", held_out, nb_classes, classes)
+        if len(classes) < 3:
+            raise ConfigError(f"the class-incremental scenario needs at least 3 classes (2 to pretrain on, 1 new); "
+                              f"the data has {len(classes)}")
         groups = {"pretrain": everything[labels != held_out], "new": everything[labels == held_out]}
     elif scenario == "progressive":
         held_out = None
-        groups = {"pretrain": everything[np.isin(labels, PROGRESSIVE_BASE)]}
-        for c in PROGRESSIVE_NEW:
-            if not (labels == c).any():
-                raise ConfigError(f"class {c} has no samples in this dataset (the progressive scenario needs 10-19)")
-            groups[f"new_{c}"] = everything[labels == c]
+        first = tuple(sorted(set(classes[: len(classes) // 2] if first_classes is None else first_classes)))
+        check_first_group("class", first, classes, minimum=2)
+        steps = tuple(class_steps(classes, first, classes_per_step))
+        groups = {"pretrain": everything[np.isin(labels, first)]}
+        for step in steps:
+            groups[f"new_{step[0]}"] = everything[np.isin(labels, step)]
     else:
         held_out = None
-        first_speakers = tuple(sorted(set(DEFAULT_FIRST_SPEAKERS if first_speakers is None else first_speakers)))
-        present = sorted(set(np.unique(speakers).tolist()))
-        missing = [s for s in first_speakers if s not in present]
-        if missing:
-            raise ConfigError(f"first speaker group: speaker {missing[0]} has no samples in this dataset")
-        later = [s for s in present if s not in first_speakers]
-        if not first_speakers or not later:
-            raise ConfigError(f"the speakers scenario needs a non-empty first group and at least one later speaker "
-                              f"(first group {list(first_speakers)}, speakers in the data {present})")
+        first_speakers = tuple(sorted(set(present[: len(present) // 2] if first_speakers is None
+                                          else first_speakers)))
+        check_first_group("speaker", first_speakers, present, minimum=1)
         groups = {"pretrain": everything[np.isin(speakers, first_speakers)]}
-        for spk in later:
-            groups[f"new_{spk}"] = everything[speakers == spk]
+        for spk in present:
+            if spk not in first_speakers:
+                groups[f"new_{spk}"] = everything[speakers == spk]
     if kind == "official" and source is None:
         raise ConfigError("the official split needs a merged file with 'extra/source' (re-run the merge)")
     sets = {}
@@ -190,7 +200,14 @@ def make_split(
         sets[f"{prefix}_train{suffix}"] = train
         sets[f"{prefix}_test{suffix}"] = test
     return Split(scenario, kind, held_out, seed, sets,
-                 first_speakers if scenario == "speakers" else None)
+                 first_speakers if scenario == "speakers" else None, steps, first)
+
+
+def _check_held_out(what: str, held_out: int | None, top: int, present: tuple[int, ...]) -> None:
+    if held_out is None or not 0 <= held_out < top:
+        raise ConfigError(f"{what} must be in 0..{top - 1}, got {held_out}")
+    if held_out not in present:
+        raise ConfigError(f"{what} {held_out} has no samples in this dataset")
 
 
 def make_batches(indices: np.ndarray, batch_size: int = 64, drop_last: bool = True) -> list[np.ndarray]:

@@ -125,24 +125,46 @@ def run_jobs(jobs: list[Job], parallel: int = 1, retries: int = 1, dry_run: bool
 
 
 def pretrain_job(scenario: str, held: int | None, seed: int, epochs: int, out_dir, split: str,
-                 argv: list[str], require_epochs: bool = True, first_speakers=None) -> Job:
-    """A job running statedicts/pretrain.py for one scenario's model (a held-out speaker or class, the English
-    digits, or a first group of speakers).
+                 argv: list[str], require_epochs: bool = True, first_speakers=None, data_file=None,
+                 first_classes=None, classes_per_step: int = 1) -> Job:
+    """A job running statedicts/pretrain.py for one scenario's model (a held-out speaker or class, a first group
+    of classes, or a first group of speakers; the groups default to the first half of ``data_file``'s).
 
     ``argv``: further flags (data dir, device, batch size...). The job is done once the model exists, trained
     for ``epochs`` epochs when ``require_epochs`` (a shorter finished model is then trained on), else any."""
+    from sccl.defaults import SHD
     from sccl.pretraining import is_finished, run_dir, run_id
-    from sccl.splits import DEFAULT_FIRST_SPEAKERS, format_ids
+    from sccl.shape import resolve_groups
+    from sccl.splits import format_ids
 
+    speakers, classes = first_speakers, first_classes
+    if data_file is not None and Path(data_file).is_file() and scenario in ("speakers", "progressive"):
+        speakers, classes = resolve_groups(first_speakers, first_classes, data_file)
     flag, value = {"sample_incremental": ("--speaker", held), "class_incremental": ("--removed-class", held),
-                   "progressive": ("--classes", "0-9"),
-                   "speakers": ("--first-speakers", format_ids(first_speakers or DEFAULT_FIRST_SPEAKERS))}[scenario]
-    folder = run_dir(out_dir, split, scenario, held, seed, first_speakers)
+                   "progressive": ("--classes", format_ids(first_classes) if first_classes else "first-half"),
+                   "speakers": ("--first-speakers", format_ids(speakers if speakers is not None else range(SHD["first_speakers"])))}[scenario]
+    step = ["--classes-per-step", str(classes_per_step)] if scenario == "progressive" and classes_per_step != 1 else []
+    folder = run_dir(out_dir, split, scenario, held, seed, speakers, classes, classes_per_step)
     script = Path(__file__).resolve().parents[1] / "statedicts" / "pretrain.py"
-    return Job(f"pretrain {run_id(scenario, held, first_speakers)} seed {seed}",
+    return Job(f"pretrain {run_id(scenario, held, speakers, classes, classes_per_step)} seed {seed}",
                [sys.executable, str(script), flag, str(value), "--seed", str(seed), "--epochs", str(epochs),
-                "--out-dir", str(out_dir), "--split", split] + argv,
+                "--out-dir", str(out_dir), "--split", split] + step + argv,
                lambda: is_finished(folder, epochs if require_epochs else None))
+
+
+def id_list(text: str, data_file, what: str) -> list[int]:
+    """Speaker or class ids of a sweep: 'all' = those with samples in ``data_file``, else e.g. '0-3,7' (an id the
+    file lacks fails in its own run, with a clear message)."""
+    from sccl.data import MAX_ID
+    from sccl.errors import ConfigError
+    from sccl.shape import file_ids
+
+    if text == "all":
+        if data_file is None or not Path(data_file).is_file():
+            raise ConfigError(f"'all' {what}s: no merged data file to read them from ({data_file})")
+        speakers, classes = file_ids(data_file)
+        return list(speakers if what == "speaker" else classes)
+    return parse_int_list(text, 0, MAX_ID, what)
 
 
 def parse_int_list(text: str, low: int, high: int, what: str) -> list[int]:

@@ -16,9 +16,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sccl.data import MAX_TIME, NB_CLASSES, NB_SPEAKERS, NB_STEPS, SOURCE_KEY, BinnedSpikes, file_sha256, load_binned
+from sccl.data import (MAX_TIME, NB_STEPS, SOURCE_KEY, UNITS_ATTR, BinnedSpikes, file_sha256, load_binned,
+                       load_shd)
 from sccl.errors import ConfigError, DataError, TrainingDiverged
 from sccl.model import SparseInput
+from sccl.provenance import SYNTHETIC_LABEL, data_label
+from sccl.shape import DataShape
 
 
 @dataclass
@@ -31,34 +34,95 @@ class Dataset:
     source: np.ndarray | None
     binned: BinnedSpikes
     description: str
+    shape: DataShape | None = None  # classes, speakers, channels (set by load_dataset)
+    label: str = ""  # what the data is (sccl.provenance): "SHD", synthetic, or "SHD-layout data: <name>"
 
     @property
     def synthetic(self) -> bool:
-        return "synthetic" in self.description
+        return self.label == SYNTHETIC_LABEL
+
+    def record(self) -> dict:
+        """What run records say about the data."""
+        return {"path": str(self.path), "sha256": self.sha256(), "synthetic": self.synthetic, "label": self.label,
+                "nb_classes": self.shape.nb_classes, "nb_units": self.shape.nb_units,
+                "speakers": list(self.shape.speakers), "nb_steps": self.binned.nb_steps,
+                "max_time": self.binned.max_time, "dropped_spikes": self.binned.dropped}
 
     def sha256(self) -> str:
         return file_sha256(self.path)
 
 
-def _read_sample_info(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str]:
-    with h5py.File(path, "r") as f:
-        labels = np.asarray(f["labels"][:], dtype=np.int64)
-        speakers = np.asarray(f["extra/speaker"][:], dtype=np.int64)
-        source = np.asarray(f[SOURCE_KEY][:], dtype=np.int64) if SOURCE_KEY in f else None
-        description = str(f.attrs.get("description", ""))
-    if labels.min(initial=0) < 0 or labels.max(initial=0) >= NB_CLASSES or speakers.max(initial=0) >= NB_SPEAKERS:
+def _read_sample_info(path: Path):
+    """(labels, speakers, source, keys, attributes, length of the per-speaker tables): what the bins do not hold."""
+    try:
+        with h5py.File(path, "r") as f:
+            labels = np.asarray(f["labels"][:], dtype=np.int64)
+            speakers = np.asarray(f["extra/speaker"][:], dtype=np.int64)
+            source = np.asarray(f[SOURCE_KEY][:], dtype=np.int64) if SOURCE_KEY in f else None
+            keys = np.asarray(f["extra/keys"][:]) if "extra/keys" in f else None
+            attrs = dict(f.attrs)
+            tables = f["extra/meta_info"] if "extra/meta_info" in f else {}
+            speaker_table = max((len(tables[k]) for k in tables if tables[k].ndim == 1), default=0)
+    except (OSError, KeyError, RuntimeError, TypeError, ValueError) as exc:
+        raise DataError(f"{path}: could not read labels and speakers ({exc})") from None
+    if labels.min(initial=0) < 0 or speakers.min(initial=0) < 0 or (keys is not None and len(keys) and
+                                                                    labels.max(initial=0) >= len(keys)):
         raise DataError(f"{path}: labels or speakers out of range")
-    return labels, speakers, source, description
+    return labels, speakers, source, keys, attrs, speaker_table
 
 
-def load_dataset(path: str | os.PathLike, nb_steps: int = NB_STEPS, max_time: float = MAX_TIME) -> Dataset:
-    """Bin (or reuse the cached bins of) the file at ``path``; the file is fully validated when binned."""
+AUTO = "auto"
+
+
+def _last_spike(data) -> float:
+    return max((float(np.max(t)) for t in data.times if len(t)), default=0.0)
+
+
+def auto_max_time(last_spike: float) -> float:
+    """The smallest whole millisecond above the last spike: a window that keeps every spike."""
+    return (math.floor(last_spike * 1000) + 1) / 1000
+
+
+def parse_max_time(text: str | float | None) -> float | str | None:
+    """``--max-time``: seconds, ``auto`` (from the data) or None (the default)."""
+    if text is None or text == AUTO:
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"--max-time takes seconds or 'auto', got '{text}'") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"--max-time must be positive, got {text}")
+    return value
+
+
+def load_dataset(path: str | os.PathLike, nb_steps: int = NB_STEPS, max_time: float | str | None = MAX_TIME) -> Dataset:
+    """Bin (or reuse the cached bins of) the file at ``path``; the file is fully validated when binned.
+    ``max_time``: the binning window in seconds, or ``"auto"`` (just past the file's last spike)."""
     path = Path(path)
-    binned = load_binned(path, nb_steps=nb_steps, max_time=max_time)
-    labels, speakers, source, description = _read_sample_info(path)
+    if max_time is None:
+        max_time = MAX_TIME
+    data = None
+    if max_time == AUTO:
+        data = load_shd(path)  # validates the file
+        max_time = auto_max_time(_last_spike(data))
+    binned = load_binned(path, data, nb_steps=nb_steps, max_time=max_time, nb_units=_declared_units(path))
+    labels, speakers, source, keys, attrs, speaker_table = _read_sample_info(path)
     if len(labels) != len(binned):
         raise DataError(f"{path}: {len(labels)} labels but {len(binned)} binned samples (stale cache?)")
-    return Dataset(path, labels, speakers, source, binned, description)
+    shape = DataShape.of(labels, speakers, keys, binned.nb_units, speaker_table)
+    return Dataset(path, labels, speakers, source, binned, str(attrs.get("description", "")), shape,
+                   data_label(attrs, path))
+
+
+def _declared_units(path: Path) -> int | None:
+    """The file's ``nb_units`` attribute (None when absent or unreadable: binning then reports the problem)."""
+    try:
+        with h5py.File(path, "r") as f:
+            value = f.attrs.get(UNITS_ATTR)
+        return None if value is None else int(value)
+    except (OSError, KeyError, RuntimeError, TypeError, ValueError):
+        return None
 
 
 @dataclass
@@ -93,7 +157,8 @@ def raw_batches(ds: Dataset, index_batches: list[np.ndarray], device: torch.devi
     out = []
     for idx in index_batches:
         b, t, u, c = ds.binned.coo(idx)
-        x = SparseInput.from_coo(b, t, u, c, batch_size=len(idx), nb_steps=ds.binned.nb_steps, device=device)
+        x = SparseInput.from_coo(b, t, u, c, batch_size=len(idx), nb_steps=ds.binned.nb_steps,
+                                 nb_inputs=ds.binned.nb_units, device=device)
         out.append(Batch(x, torch.as_tensor(ds.labels[idx], device=device)))
     return out
 

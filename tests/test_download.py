@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sccl.provenance import RECORD_FILE
 from sccl import download
 from sccl.data import SHDData, load_shd, write_shd
 from sccl.download import DEFAULT_BASE_URL, ensure_shd_files, parse_md5sums
@@ -131,7 +132,8 @@ def _assert_same(path: Path, original: Path) -> None:
 
 
 def _leftovers(data_dir: Path) -> list[str]:
-    return sorted(p.name for p in data_dir.iterdir()) if data_dir.exists() else []
+    """Files in the folder, but the record of verified files (sccl.provenance; checked in test_good_download)."""
+    return sorted(p.name for p in data_dir.iterdir() if p.name != RECORD_FILE) if data_dir.exists() else []
 
 
 def test_good_download(serve, originals, tmp_path):
@@ -143,6 +145,12 @@ def test_good_download(serve, originals, tmp_path):
     _assert_same(test, originals["shd_test"])
     # the verified .gz files are kept; no temporary files remain
     assert _leftovers(data_dir) == ["shd_test.h5", "shd_test.h5.gz", "shd_train.h5", "shd_train.h5.gz"]
+    # the record of what was verified (sccl.provenance): the unpacked files' SHA-256 and where they came from
+    from sccl.data import file_sha256
+    from sccl.provenance import read_record
+
+    record = read_record(data_dir)
+    assert record["shd_train.h5"]["sha256"] == file_sha256(train) and set(record) == {"shd_train.h5", "shd_test.h5"}
     assert srv.requests.count("/datasets/md5sums.txt") == 1
     assert sorted(srv.gz_requests()) == ["/datasets/shd_test.h5.gz", "/datasets/shd_train.h5.gz"]
 

@@ -13,7 +13,7 @@ from sccl.training import Batch
 
 
 class FakeBinned:
-    nb_steps = 10
+    nb_steps, nb_units = 10, 700
     steps, units, counts = np.zeros(1, np.uint8), np.zeros(1, np.uint16), np.zeros(1, np.uint8)
     offsets = np.arange(0, 5 * 101, 5)  # sample i holds 5 entries
 

@@ -91,7 +91,10 @@ def test_interrupted_run_resumes_to_identical_weights(tiny_ds, tmp_path, monkeyp
     folder = tmp_path / "run" / "pretrain" / "paper" / "speaker3_seed0"
     assert not is_finished(folder) and len(read_csv(folder / "epochs.csv")) == 1
     monkeypatch.setattr(pt, "train_epoch", real_train_epoch)
+    split_bytes = (folder / "split.npz").read_bytes()
+    (folder / "split.npz").unlink()  # lost with the process (a half-deleted folder): rewritten on resume
     pretrain(cfg(epochs=3), tiny_ds, tmp_path / "run")
+    assert (folder / "split.npz").read_bytes() == split_bytes
     for k, v in weights(reference).items():
         assert torch.equal(v, weights(folder)[k]), k
     rows = read_csv(folder / "epochs.csv")

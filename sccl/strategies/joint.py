@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sccl.data import NB_UNITS
 from sccl.sparse_input import SparseInput
 from sccl.splits import make_batches
 from sccl.strategies.base import Strategy
@@ -51,7 +50,7 @@ class Joint(Strategy):
     @property
     def memory_bits_analytic(self) -> int:
         """One bit per stored value (the paper's count for raw input): samples x T x channels."""
-        return len(self.kept) * self.ctx.ds.binned.nb_steps * NB_UNITS
+        return len(self.kept) * self.ctx.ds.binned.nb_steps * self.ctx.ds.binned.nb_units
 
     @property
     def memory_bytes_stored(self) -> int:
