@@ -43,7 +43,7 @@ STRATEGY_ORDER = ("naive", "joint", "no_replay", "rehearsal", "latent_replay", "
 SUMMARY_COLUMNS = [
     "scenario", "strategy", "held_out", "depth", "replay_batches", "replay_samples", "stored_steps", "compression",
     "seed", "epochs", "lr", "old_before", "old_after", "new_after", "all_after", "acc", "bwt", "forgetting",
-    "replay_memory_accuracy", "memory_bits", "memory_bytes", "memory_kb", "seconds_per_epoch", "seconds", "split",
+    "replay_memory_accuracy", "compression_lost", "spikes_per_window", "memory_bits", "memory_bytes", "memory_kb", "seconds_per_epoch", "seconds", "split",
     "data", "options", "run",
 ]
 METRIC_KEYS = ("old_before", "old_after", "new_after", "all_after", "acc", "bwt", "forgetting")
@@ -133,6 +133,7 @@ def run_row(folder, summary: dict, epochs: list[dict] | None = None) -> dict:
         stored = "" if naive else (c.get("stored_steps") or nb_steps)
         compression = c.get("compression", "or") if c.get("stored_steps") is not None else "none"
     as_int = lambda x: "" if x in ("", None) else int(number(x))  # noqa: E731
+    lost = (summary.get("diagnostics") or {}).get("compression") or {}  # what a spike memory's compression lost
     memory_bytes = summary.get("memory_bytes_stored", 0)
     return {
         "scenario": c["scenario"], "strategy": strategy, "held_out": _blank_none(c.get("held_out")),
@@ -141,6 +142,8 @@ def run_row(folder, summary: dict, epochs: list[dict] | None = None) -> dict:
         "epochs": c.get("epochs", ""), "lr": c.get("lr", ""),
         **{k: _blank_none(m[k]) for k in METRIC_KEYS},
         "replay_memory_accuracy": _blank_none(summary.get("replay_memory_accuracy")),
+        "compression_lost": _blank_none(lost.get("lost_fraction")),
+        "spikes_per_window": _blank_none(lost.get("spikes_per_active_window")),
         "memory_bits": summary.get("memory_bits_analytic", 0), "memory_bytes": memory_bytes,
         "memory_kb": number(memory_bytes) / 1000,
         "seconds_per_epoch": _blank_none(summary.get("seconds_per_epoch")),

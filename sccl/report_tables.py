@@ -113,6 +113,10 @@ def _mean(g: dict, value) -> float:
     return seed_mean_std(g["runs"], value)[0]
 
 
+def _number(x: float) -> str:
+    return f"{x:.2f}" if math.isfinite(x) else "–"
+
+
 def _caption(number_: int | None, text: str) -> str:
     return (f"**Table {number_}.** " if number_ is not None else "") + text
 
@@ -185,15 +189,19 @@ def compression_table(groups: list[dict], label: str, number_: int | None = None
                      f"{r['stored_steps']} (1:{window}, {r['compression']})", f"{_n_text(u)} / {_n_text(g)}",
                      fmt_pct(au), fmt_pct(ac), f"{delta:+.2f}" if math.isfinite(delta) else "–",
                      fmt_pct(seed_mean_std(u["runs"], "old_after")), fmt_pct(seed_mean_std(g["runs"], "old_after")),
-                     fmt_kb(ku), fmt_kb(kc), f"{ku / kc:.1f}×" if kc > 0 and math.isfinite(ku) else "–", r["data"]])
+                     fmt_kb(ku), fmt_kb(kc), f"{ku / kc:.1f}×" if kc > 0 and math.isfinite(ku) else "–",
+                     fmt_pct(seed_mean_std(g["runs"], "compression_lost"), 1),
+                     _number(seed_mean_std(g["runs"], "spikes_per_window")[0]), r["data"]])
     if not rows:
         return None
     header = ["scenario", "depth", "replay batches", "S (ratio, mode)", "n LR / n cLR", "all after: LR",
               "all after: compressed LR", "Δ (pp)", "old after: LR", "old after: compressed LR", "memory KB: LR",
-              "memory KB: compressed LR", "memory ratio", "data"]
+              "memory KB: compressed LR", "memory ratio", "spikes lost (%)", "spikes per active window", "data"]
     text = (f"Compressed vs uncompressed latent replay at the same depth and number of replay batches (the learning "
             f"rate may differ); accuracy after the last task on every task's test samples (%), Δ = compressed − "
-            f"uncompressed, memory ratio = uncompressed / compressed stored bytes; data: {label}.")
+            f"uncompressed, memory ratio = uncompressed / compressed stored bytes; spikes lost = share of the latents' "
+            f"spikes the compressed memory no longer holds (OR keeps one per window), spikes per active window = "
+            f"mean spikes of a unit's window that holds any (above 1, OR merges spikes); data: {label}.")
     return _caption(number_, text) + "\n\n" + md_table(header, rows)
 
 

@@ -295,3 +295,22 @@ def test_every_method_is_one_row_named_by_what_makes_it_differ(tmp_path):
     assert "| 5,000 | 0.50 s |" in rows[0]
     figures, _, skipped = report.make_figures(records, runs, tmp_path / "fig")
     assert "methods_accuracy_vs_bytes" in figures, skipped
+
+
+def test_the_compression_table_says_what_the_compression_lost(tmp_path):
+    from sccl.report_tables import compression_table
+
+    runs = tmp_path / "runs"
+    for seed, lost in [(0, 0.4), (1, 0.6)]:
+        make_run(runs, "class_incremental", "latent_replay", [[0.9, 0.1], [0.8, 0.5]], [40, 10], seed, 7, depth=2,
+                 batches=1, memory_bytes=1000)
+        folder = make_run(runs, "class_incremental", "latent_replay", [[0.9, 0.1], [0.5, 0.5]], [40, 10], seed, 7,
+                          depth=2, batches=1, stored=10, memory_bytes=100)
+        summary = json.loads((folder / "summary.json").read_text())
+        summary["diagnostics"] = {"compression": {"lost_fraction": lost, "spikes_per_active_window": 2.5 + seed}}
+        (folder / "summary.json").write_text(json.dumps(summary))
+    records, _ = load_runs(runs)
+    assert [r["row"]["compression_lost"] for r in records if r["row"]["stored_steps"] == 10] == [0.4, 0.6]
+    row = [line for line in compression_table(report.aggregate(records), "synthetic").splitlines()
+           if line.startswith("| class_incremental")][0]
+    assert "| 10.0× | 50.0 ± 14.1 | 3.00 |" in row  # lost 40 % and 60 %; 2.5 and 3.5 spikes per active window
