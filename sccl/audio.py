@@ -26,7 +26,6 @@ import csv
 import importlib.util
 import json
 import math
-import os
 import re
 import sys
 import time
@@ -41,7 +40,7 @@ from tqdm import tqdm
 from sccl.cli import run_cli
 from sccl.data import UNITS_ATTR, SHDData, estimated_size, load_shd, write_shd
 from sccl.defaults import SHD
-from sccl.disk import atomic_path, check_free_space
+from sccl.disk import atomic_path, check_free_space, prepare_out_dir
 from sccl.errors import ConfigError, DataError
 
 AUDIO_SUFFIXES = (".wav", ".flac")
@@ -233,18 +232,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _check_out_dir(out_dir: Path, paths: list[Path], force: bool) -> None:
-    existing = [str(p) for p in paths if p.exists()]
-    if existing and not force:
-        raise DataError(f"refusing to overwrite {' and '.join(existing)} (use --force)")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(f"cannot create the output folder {out_dir}: {exc.strerror or exc}") from None
-    if not os.access(out_dir, os.W_OK | os.X_OK):
-        raise DataError(f"{out_dir}: the output folder is not writable; choose a folder you can write to")
-
-
 def _convert_all(jobs: list, workers: int) -> list:
     if workers == 1:
         return [convert_one(j) for j in tqdm(jobs, desc="cochlea", unit="file")]
@@ -263,13 +250,13 @@ def main(argv: list[str] | None = None) -> None:
     out_dir = args.out_dir
     paths = [out_dir / f"{args.name}_{part}.h5" for part in ("train", "test")]
     merged = out_dir / f"{args.name}_merged.h5"
-    _check_out_dir(out_dir, paths + [merged], args.force)
     recordings = find_recordings(args.input, args.labels)
     classes = _sorted_names(r.label for r in recordings)
     speakers = _sorted_names(r.speaker for r in recordings)
     held = held_out_speakers(speakers, args.test_speakers)
     for r in recordings:  # a damaged file fails now, in one line, not in a worker after minutes of work
         read_audio(r.path)
+    prepare_out_dir(out_dir, paths + [merged], args.force)  # everything is checked: only now is anything made
     jobs = [(r.path, args.front_end, args.sample_rate, args.channels, int(np.random.SeedSequence([args.seed, i])
              .generate_state(1)[0])) for i, r in enumerate(recordings)]
     start = time.time()

@@ -134,3 +134,18 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes, what: str | None
     with atomic_path(path, needed=len(payload), what=what) as tmp:
         with open(tmp, "wb") as fh:
             fh.write(payload)
+
+
+def prepare_out_dir(out_dir: Path, outputs, force: bool, force_hint: str = "--force") -> None:
+    """Make ``out_dir`` ready for a tool's ``outputs``: refuse to replace any that exist unless ``force``, create
+    the folder, check that it can be written; each failure one :class:`DataError` line."""
+    out_dir = Path(out_dir)
+    existing = [str(p) for p in outputs if Path(p).exists()]
+    if existing and not force:
+        raise DataError(f"refusing to overwrite {' and '.join(existing)} (use {force_hint})")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise DataError(f"{out_dir}: the output folder is not writable; choose a folder you can write to")

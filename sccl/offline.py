@@ -33,7 +33,7 @@ from tqdm import tqdm
 from sccl.cli import run_cli
 from sccl.data import (H5_ERRORS, NB_CLASSES, NB_SPEAKERS, REQUIRED_KEYS, SHDData, damage_reason, estimated_size,
                        write_shd)
-from sccl.disk import atomic_path, check_free_space
+from sccl.disk import atomic_path, check_free_space, prepare_out_dir
 from sccl.errors import ConfigError, DataError
 from sccl.merge import MERGED_FILE
 from sccl.offline_speech import SPEAKER_TABLE, make_sample, seeded_rng
@@ -147,13 +147,7 @@ def generate_dataset(
     out_dir = Path(out_dir)
     train_path, test_path = out_dir / TRAIN_NAME, out_dir / TEST_NAME
     merged = out_dir / MERGED_FILE  # made from the pair: replaced with it
-    existing = [str(p) for p in (train_path, test_path, merged) if p.exists()]
-    if existing and not force:
-        raise DataError(f"refusing to overwrite {' and '.join(existing)} (use force=True / --force)")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(f"cannot create output folder {out_dir}: {exc}") from None
+    prepare_out_dir(out_dir, (train_path, test_path, merged), force, "force=True / --force")
     attrs = {
         "description": DESCRIPTION,
         "generator": "sccl.offline",
