@@ -29,3 +29,16 @@ def shd_pair(tmp_path):
     write_shd(tmp_path / "shd_train.h5", train)
     write_shd(tmp_path / "shd_test.h5", test)
     return tmp_path / "shd_train.h5", tmp_path / "shd_test.h5", train, test
+
+
+@pytest.fixture(scope="session")
+def embedded_tiny(tmp_path_factory):
+    """The tiny embedded dataset, generated and loaded once per session; tests only read it (their runs go to
+    their own folders)."""
+    from sccl.merge import ensure_merged
+    from sccl.offline import generate_dataset
+    from sccl.training import load_dataset
+
+    root = tmp_path_factory.mktemp("embedded_tiny")
+    generate_dataset(root, size="tiny", seed=0)
+    return load_dataset(ensure_merged(root, quiet=True))

@@ -8,22 +8,18 @@ from sccl.cl_sweep import expand, parse_sets
 from sccl.continual_cli import build_parser, config_from_args
 from sccl.engine import run
 from sccl.errors import ConfigError
-from sccl.merge import ensure_merged
-from sccl.offline import generate_dataset
 from sccl.pretraining import PretrainConfig, pretrain
 from sccl.results import read_json
 from sccl.runs import RunConfig
-from sccl.training import load_dataset
+
 
 # parameters trained above depth 2: w3 (100 x 50), v3 (50 x 50), w_out (50 x 20)
 TRAINED_ABOVE_2 = 100 * 50 + 50 * 50 + 50 * 20
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("combinations")
-    generate_dataset(root / "data", size="tiny", seed=0)
-    ds = load_dataset(ensure_merged(root / "data", quiet=True))
+def world(tmp_path_factory, embedded_tiny):
+    root, ds = tmp_path_factory.mktemp("combinations"), embedded_tiny
     pretrain(PretrainConfig("class_incremental", 7, epochs=2, batch_size=16, quiet=True), ds, root / "runs")
     return ds, root / "runs"
 

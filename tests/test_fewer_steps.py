@@ -11,9 +11,7 @@ from sccl.continual_cli import build_parser, config_from_args
 from sccl.engine import Evaluator, RunContext, cached_batches, fit_task
 from sccl.errors import ConfigError
 from sccl.lif import lif_states
-from sccl.merge import ensure_merged
 from sccl.model import RecurrentSNN, readout_kernel
-from sccl.offline import generate_dataset
 from sccl.replay import build_latent_memory
 from sccl.replay_batches import fewer_step_batches
 from sccl.runs import RunConfig
@@ -21,7 +19,7 @@ from sccl.scenarios import from_split
 from sccl.splits import make_batches, make_split
 from sccl.strategies import get_strategy
 from sccl.strategies.fewer_steps import window_gain
-from sccl.training import Batch, load_dataset, logits_of
+from sccl.training import Batch, logits_of
 
 ALPHA, BETA = math.exp(-0.2), math.exp(-0.1)
 NAME = "latent_replay_fewer_steps"
@@ -173,10 +171,8 @@ def test_threshold_trains_the_layer_weights():
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fewer")
-    generate_dataset(root, size="tiny", seed=0)
-    ds = load_dataset(ensure_merged(root, quiet=True))
+def tiny(embedded_tiny):
+    ds = embedded_tiny
     split = make_split("class_incremental", 7, ds.labels, ds.speakers, ds.source)
     return ds, from_split(split)
 

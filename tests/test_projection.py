@@ -9,9 +9,7 @@ import torch
 
 from sccl.engine import RunContext, run
 from sccl.errors import ConfigError
-from sccl.merge import ensure_merged
 from sccl.model import RecurrentSNN
-from sccl.offline import generate_dataset
 from sccl.pretraining import PretrainConfig, pretrain
 from sccl.results import read_json
 from sccl.runs import RunConfig
@@ -19,7 +17,7 @@ from sccl.strategies.naive import Naive
 from sccl.strategies.projection import Projection
 from sccl.subspace import (OjaSubspace, energy_rank, extend_basis, largest_principal_angle, presynaptic_rows,
                            project_out, projection_groups)
-from sccl.training import Batch, load_dataset, train_epoch
+from sccl.training import Batch, train_epoch
 
 N = 8
 
@@ -250,10 +248,8 @@ def test_bad_settings_are_one_line_errors(options, message):
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("projection")
-    generate_dataset(root / "data", size="tiny", seed=0)
-    ds = load_dataset(ensure_merged(root / "data", quiet=True))
+def tiny(tmp_path_factory, embedded_tiny):
+    root, ds = tmp_path_factory.mktemp("projection"), embedded_tiny
     pretrain(PretrainConfig("sample_incremental", 3, epochs=1, batch_size=16, quiet=True), ds, root / "runs")
     return ds, root
 

@@ -10,9 +10,7 @@ from torch import nn
 
 from sccl.engine import RunContext, run
 from sccl.errors import ConfigError
-from sccl.merge import ensure_merged
 from sccl.model import TRAINABLE_BY_DEPTH, RecurrentSNN
-from sccl.offline import generate_dataset
 from sccl.pretraining import PretrainConfig, pretrain
 from sccl.results import read_json
 from sccl.runs import RunConfig
@@ -22,7 +20,7 @@ from sccl.strategies import get_strategy
 from sccl.strategies.ewc import OnlineEWC, empirical_fisher
 from sccl.strategies.lwf import LearningWithoutForgetting, classes_seen_up_to, distillation_loss
 from sccl.strategies.si import SynapticIntelligence
-from sccl.training import Batch, load_dataset, logits_of
+from sccl.training import Batch, logits_of
 
 CPU = torch.device("cpu")
 NO_TASKS = Scenario("sample_incremental", [Task("old", np.arange(2), np.arange(2)),
@@ -306,11 +304,9 @@ def test_bad_values_name_their_flag(strategy, dest, value, flag):
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, embedded_tiny):
     """The tiny embedded dataset and a model pretrained 2 epochs on classes 0-9 (the progressive scenario)."""
-    root = tmp_path_factory.mktemp("regularizers")
-    generate_dataset(root / "data", size="tiny", seed=0)
-    ds = load_dataset(ensure_merged(root / "data", quiet=True))
+    root, ds = tmp_path_factory.mktemp("regularizers"), embedded_tiny
     pretrain(PretrainConfig("progressive", None, epochs=2, batch_size=16, quiet=True), ds, root / "runs")
     return ds, root / "runs" / "pretrain" / "paper" / "classes0-9_seed0"
 
