@@ -35,15 +35,22 @@ class DataShape:
 
     @property
     def default_first_classes(self) -> tuple[int, ...]:
-        return self.classes[: len(self.classes) // 2]
+        return first_half(self.classes)
 
     @property
     def default_first_speakers(self) -> tuple[int, ...]:
-        return self.speakers[: len(self.speakers) // 2]
+        return first_half(self.speakers)
 
     def describe(self) -> str:
         return (f"{self.nb_classes} classes, {len(self.speakers)} speakers ({_ids(self.speakers)}), "
                 f"{self.nb_units} channels")
+
+
+def first_half(ids) -> tuple[int, ...]:
+    """The default first group of a sequence scenario: the first half of the ids present (SHD: classes 0-9,
+    speakers 0-5)."""
+    ids = tuple(ids)
+    return ids[: len(ids) // 2]
 
 
 def class_steps(classes, first: tuple[int, ...], per_step: int) -> list[tuple[int, ...]]:
@@ -85,7 +92,7 @@ def file_ids(path) -> tuple[tuple[int, ...], tuple[int, ...]]:
 def default_groups(path) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(first speakers, first classes) by default for the file at ``path``: the first half of each."""
     speakers, classes = file_ids(path)
-    return speakers[: len(speakers) // 2], classes[: len(classes) // 2]
+    return first_half(speakers), first_half(classes)
 
 
 @functools.lru_cache(maxsize=16)

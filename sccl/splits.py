@@ -29,7 +29,7 @@ import numpy as np
 
 from sccl.disk import atomic_path
 from sccl.errors import ConfigError, DataError
-from sccl.shape import check_first_group, class_steps
+from sccl.shape import check_first_group, class_steps, first_half
 
 SCENARIOS = ("sample_incremental", "class_incremental", "progressive", "speakers")
 SPLITS = ("paper", "official")
@@ -165,7 +165,7 @@ def make_split(
         groups = {"pretrain": everything[labels != held_out], "new": everything[labels == held_out]}
     elif scenario == "progressive":
         held_out = None
-        first = tuple(sorted(set(classes[: len(classes) // 2] if first_classes is None else first_classes)))
+        first = tuple(sorted(set(first_half(classes) if first_classes is None else first_classes)))
         check_first_group("class", first, classes, minimum=2)
         steps = tuple(class_steps(classes, first, classes_per_step))
         groups = {"pretrain": everything[np.isin(labels, first)]}
@@ -173,7 +173,7 @@ def make_split(
             groups[f"new_{step[0]}"] = everything[np.isin(labels, step)]
     else:
         held_out = None
-        first_speakers = tuple(sorted(set(present[: len(present) // 2] if first_speakers is None
+        first_speakers = tuple(sorted(set(first_half(present) if first_speakers is None
                                           else first_speakers)))
         check_first_group("speaker", first_speakers, present, minimum=1)
         groups = {"pretrain": everything[np.isin(speakers, first_speakers)]}
