@@ -380,7 +380,7 @@ def make_figures(records: list[dict], runs_dir, fig_dir) -> tuple[dict, dict, di
               "accuracy_vs_memory": lambda stem: accuracy_vs_memory(records, stem),
               "fig6_progressive": lambda stem: fig6(records, stem),
               "raster_compression": lambda stem: raster_compression(records, runs_dir, stem),
-              "methods_accuracy_vs_bytes": lambda stem: methods_figure(records, stem, _write, _figure, _style, Skip)}
+              "methods_accuracy_vs_bytes": lambda stem: methods_figure(records, stem)}
     written, captions, skipped = {}, {}, {}
     for name, make in makers.items():
         try:

@@ -102,9 +102,11 @@ def methods_tables(records: list[dict], label_of) -> str | None:
     return "\n\n".join(out) or None
 
 
-def methods_figure(records: list[dict], stem: Path, write, figure, style, skip) -> tuple[list[Path], str]:
+def methods_figure(records: list[dict], stem: Path) -> tuple[list[Path], str]:
     """Final accuracy (old + new test samples) vs bytes kept, every method, one panel per scenario; error bars:
     std over seeds. Methods that keep nothing sit at the left edge, marked 0."""
+    from sccl.figures import Skip as skip, _figure as figure, _style as style, _write as write  # (figures imports us)
+
     groups = aggregate(records)
     panels = [(s, [g for g in groups if g["row"]["scenario"] == s]) for s in SCENARIOS]
     panels = [(s, gs) for s, gs in panels if gs]

@@ -57,13 +57,15 @@ class LatentReplay(ReplayStrategy):
     @classmethod
     def all_flags(cls):
         """Latent replay's flags, ``--regularizer`` and the flags of every strategy it can host."""
-        hosted = [f for name in REGULARIZERS if _registered(name) for f in _regularizer(name).flags]
-        names = {f.name for f in cls.flags}
-        unique = [f for i, f in enumerate(hosted) if f.name not in names and f.name not in {g.name for g in hosted[:i]}]
-        choices = ("none",) + tuple(n for n in REGULARIZERS if _registered(n))
-        return cls.flags + (Flag("--regularizer", "regularizer", "a regularisation or projection strategy on top of "
-                                 "the replay, on the layers above the cut", type=str, default="none",
-                                 choices=choices),) + tuple(unique)
+        hosted = [name for name in REGULARIZERS if _registered(name)]
+        own = cls.flags + (Flag("--regularizer", "regularizer", "a regularisation or projection strategy on top of "
+                                "the replay, on the layers above the cut", type=str, default="none",
+                                choices=("none", *hosted)),)
+        flags = {f.name: f for f in own}
+        for name in hosted:
+            for f in _regularizer(name).flags:
+                flags.setdefault(f.name, f)  # a flag two hosted strategies share appears once
+        return tuple(flags.values())
 
     @classmethod
     def used_flags(cls, args):
