@@ -23,7 +23,7 @@ from sccl.cli import run_cli  # noqa: E402
 from sccl.errors import ConfigError  # noqa: E402
 from sccl.launch import add_launcher_flags, check_launcher_args, launch  # noqa: E402
 from sccl.merge import MERGED_FILE, TEST_FILE, TRAIN_FILE, ensure_merged, merged_path  # noqa: E402
-from sccl.splits import SPLITS  # noqa: E402
+from sccl.splits import SPLIT_HELP, SPLITS  # noqa: E402
 from sccl.sweep import id_list, parse_int_list, pretrain_job, run_jobs  # noqa: E402
 
 OFFLINE_ROOT = ROOT / "data" / "offline"  # one folder per size: data/offline/<size>
@@ -177,7 +177,7 @@ def main(argv=None):
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel, one process and thread each (default: 2)")
     p.add_argument("--seeds", default=None,
                    help="comma-separated seeds (default: the configuration's: 0,1,2 quick, 0 smoke and full)")
-    p.add_argument("--split", "--protocol", dest="split", choices=SPLITS, default="paper")
+    p.add_argument("--split", "--protocol", dest="split", choices=SPLITS, default="paper", help=SPLIT_HELP)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     p.add_argument("--stages", default="all", help=f"comma-separated subset of {','.join(STAGES)} (default: all)")
     p.add_argument("--dry-run", action="store_true", help="only list (or, on Slurm, show the arrays) what would run")

@@ -23,7 +23,7 @@ from sccl.results import read_csv
 from sccl.runs import is_done
 from sccl.scenarios import HELD_OUT_FLAG
 from sccl.shape import default_groups
-from sccl.splits import SCENARIOS, SPLITS, format_ids
+from sccl.splits import SCENARIOS, SPLIT_HELP, SPLITS, format_ids
 from sccl.strategies import REGISTRY
 from sccl.sweep import Job, id_list, parse_int_list, pretrain_job
 
@@ -75,7 +75,7 @@ def add_sweep_flags(p: argparse.ArgumentParser, scenario: str) -> None:
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--data-dir", default="~/data/hdspikes")
     p.add_argument("--out-dir", default="runs")
-    p.add_argument("--split", "--protocol", dest="split", choices=SPLITS, default="paper")
+    p.add_argument("--split", "--protocol", dest="split", choices=SPLITS, default="paper", help=SPLIT_HELP)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     add_launcher_flags(p)
 

@@ -18,7 +18,7 @@ from sccl.merge import ensure_merged
 from sccl.pretraining import is_finished, read_config
 from sccl.runs import RunConfig, config_fields, pretrained_dir
 from sccl.scenarios import CLASS_SCENARIOS
-from sccl.splits import SCENARIOS, SPLITS
+from sccl.splits import SCENARIOS, SPLIT_HELP, SPLITS
 from sccl.strategies import REGISTRY, get_strategy
 from sccl.training import load_dataset, parse_max_time
 
@@ -72,7 +72,7 @@ def build_parser(strategy: str, scenario: str, entry: str | None = None) -> argp
                    help="where pretrained models are found and results go (default: %(default)s)")
     p.add_argument("--pretrained", help="a pretraining run folder to start from (default: found in --out-dir)")
     p.add_argument("--split", "--protocol", dest="split", choices=SPLITS, default=COMMON["split"],
-                   help="paper: random stratified 1/5 test split; official: SHD's own files (default: %(default)s)")
+                   help=SPLIT_HELP)
     p.add_argument("--epochs", type=int, default=defaults["epochs"],
                    help="training epochs per new task (default: %(default)s)")
     p.add_argument("--lr", type=float, default=defaults["lr"], help="Adamax learning rate (default: %(default)s)")

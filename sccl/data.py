@@ -8,7 +8,7 @@ Layout of an SHD file (and of every file sccl writes):
     extra/speaker       int >= 0 (SHD: 0..11)
     extra/keys          byte strings, class id -> name            (optional when reading; sets the class count)
     extra/meta_info/*   per-speaker gender / age / body_height   (optional when reading)
-    extra/source        merged files only: 0 = official train file, 1 = official test file
+    extra/source        merged files only: 0 = official train file, 1 = test file, 2 = validation file (SSC)
 
 Binning follows the original code exactly: ``np.digitize(t, linspace(0, max_time, nb_steps))``, so a
 spike at t lands in step i with edge[i-1] <= t < edge[i]; step 0 therefore never receives a spike,
@@ -31,6 +31,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from sccl import datasets
 from sccl.bins_cache import cache_path_for, read_cache, source_stamp, write_cache
 from sccl.defaults import SHD
 from sccl.errors import DataError
@@ -46,7 +47,7 @@ UNITS_ATTR = "nb_units"  # a file attribute: the channel count, when not SHD's
 
 REQUIRED_KEYS = ("spikes/times", "spikes/units", "labels", "extra/speaker")
 SOURCE_KEY = "extra/source"
-SOURCE_NAMES = ("train", "test")
+SOURCE_NAMES = datasets.SOURCE_NAMES  # extra/source codes: train 0, test 1, valid 2
 
 ENGLISH_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 GERMAN_WORDS = ("null", "eins", "zwei", "drei", "vier", "fuenf", "sechs", "sieben", "acht", "neun")
@@ -73,7 +74,7 @@ class SHDData:
     labels: np.ndarray
     speakers: np.ndarray
     path: Path | None = None
-    source: np.ndarray | None = None  # 0 = train file, 1 = test file (merged files only)
+    source: np.ndarray | None = None  # 0 = train file, 1 = test file, 2 = validation file (merged files only)
     keys: np.ndarray | None = None
     meta: dict[str, np.ndarray] = field(default_factory=dict)
     attrs: dict = field(default_factory=dict)  # the file's attributes (description, nb_units, sources)

@@ -1,7 +1,8 @@
-"""Fetch the Spiking Heidelberg Digits files (shd_train.h5, shd_test.h5) into a data folder.
+"""Fetch a dataset's official files into a data folder: the Spiking Heidelberg Digits (shd_train.h5, shd_test.h5)
+or the Spiking Speech Commands (ssc_train.h5, ssc_valid.h5, ssc_test.h5); see :mod:`sccl.datasets`.
 
-:func:`ensure_shd_files` returns at once, without any network access, when both ``.h5`` files are
-already in the folder and look like SHD files (they open as HDF5 and hold ``sccl.data.REQUIRED_KEYS``).
+:func:`ensure_files` returns at once, without any network access, when every ``.h5`` file is
+already in the folder and looks like an SHD-layout file (they open as HDF5 and hold ``sccl.data.REQUIRED_KEYS``).
 Only when a file is missing or broken does it fetch ``md5sums.txt`` (once) from the base URL, then
 for each such file:
 
@@ -18,8 +19,8 @@ Environment:
     SCCL_SHD_URL   base URL to download from instead of ``DEFAULT_BASE_URL`` (e.g. a local mirror);
                    it applies whenever ``base_url`` is left at its default.
 
-Offline use: place ``shd_train.h5`` and ``shd_test.h5`` (or the ``.h5.gz`` files plus ``md5sums.txt``
-served from a mirror) in the data folder by hand; they are downloadable from
+Offline use: place the ``.h5`` files (or the ``.h5.gz`` files plus ``md5sums.txt`` served from a mirror) in
+the data folder by hand; they are downloadable from
 https://zenkelab.org/datasets/.
 """
 
@@ -39,6 +40,7 @@ import h5py
 from tqdm import tqdm
 
 from sccl.data import REQUIRED_KEYS
+from sccl.datasets import LABELS, PARTS, part_files
 from sccl.disk import remove_stale_temps, temp_path
 from sccl.provenance import write_record
 from sccl.errors import DataError
@@ -46,7 +48,7 @@ from sccl.errors import DataError
 DEFAULT_BASE_URL = "https://zenkelab.org/datasets/"
 ENV_URL = "SCCL_SHD_URL"
 MD5SUMS_NAME = "md5sums.txt"
-SHD_NAMES = ("shd_train", "shd_test")
+SHD_NAMES = tuple(name[: -len(".h5")] for name in part_files("shd"))
 TIMEOUT_S = 60.0
 CHUNK = 1 << 20
 _MAX_MD5SUMS_BYTES = 1 << 20
@@ -86,9 +88,9 @@ def file_md5(path: str | os.PathLike, chunk: int = CHUNK) -> str:
     return h.hexdigest()
 
 
-def _manual_hint(data_dir: Path) -> str:
+def _manual_hint(data_dir: Path, dataset: str = "shd") -> str:
     return (
-        f"retry, or download {', '.join(n + '.h5.gz' for n in SHD_NAMES)} by hand from {DEFAULT_BASE_URL} "
+        f"retry, or download {', '.join(n + '.gz' for n in part_files(dataset))} by hand from {DEFAULT_BASE_URL} "
         f"and place them (or the unpacked .h5 files) in {data_dir}"
     )
 
@@ -104,14 +106,14 @@ def _reason(exc: BaseException) -> str:
 _NETWORK_ERRORS = (OSError, http.client.HTTPException, ValueError)  # URLError/HTTPError/timeouts are OSErrors
 
 
-def _stream(url: str, opener: Opener, sink, data_dir: Path, progress: bool, desc: str, limit: int | None = None):
+def _stream(url: str, opener: Opener, sink, hint: str, progress: bool, desc: str, limit: int | None = None):
     """Copy the body at ``url`` into ``sink`` (a callable taking bytes); DataError on any network error."""
     try:
         resp = opener(url)
     except _NETWORK_ERRORS as exc:
         if isinstance(exc, urllib.error.HTTPError):
             exc.close()  # an HTTPError holds the open error response
-        raise DataError(f"could not download {url}: {_reason(exc)}; {_manual_hint(data_dir)}") from None
+        raise DataError(f"could not download {url}: {_reason(exc)}; {hint}") from None
     try:
         total = None
         headers = getattr(resp, "headers", None)
@@ -129,15 +131,15 @@ def _stream(url: str, opener: Opener, sink, data_dir: Path, progress: bool, desc
                     break
                 got += len(block)
                 if limit is not None and got > limit:
-                    raise DataError(f"{url}: larger than {limit} bytes, not a checksum list; {_manual_hint(data_dir)}")
+                    raise DataError(f"{url}: larger than {limit} bytes, not a checksum list; {hint}")
                 sink(block)
                 bar.update(len(block))
         if total is not None and got != total:
             raise DataError(
-                f"could not download {url}: connection closed after {got} of {total} bytes; {_manual_hint(data_dir)}"
+                f"could not download {url}: connection closed after {got} of {total} bytes; {hint}"
             )
     except _NETWORK_ERRORS as exc:
-        raise DataError(f"could not download {url}: {_reason(exc)}; {_manual_hint(data_dir)}") from None
+        raise DataError(f"could not download {url}: {_reason(exc)}; {hint}") from None
     finally:
         close = getattr(resp, "close", None)
         if close is not None:
@@ -160,10 +162,10 @@ def parse_md5sums(text: str) -> dict[str, str]:
     return sums
 
 
-def _fetch_md5sums(base: str, opener: Opener, data_dir: Path) -> dict[str, str]:
+def _fetch_md5sums(base: str, opener: Opener, hint: str) -> dict[str, str]:
     url = base + MD5SUMS_NAME
     buf = bytearray()
-    _stream(url, opener, buf.extend, data_dir, progress=False, desc=MD5SUMS_NAME, limit=_MAX_MD5SUMS_BYTES)
+    _stream(url, opener, buf.extend, hint, progress=False, desc=MD5SUMS_NAME, limit=_MAX_MD5SUMS_BYTES)
     return parse_md5sums(buf.decode("utf-8", errors="replace"))
 
 
@@ -173,9 +175,9 @@ def _temp_path(data_dir: Path, name: str) -> Path:
     return temp_path(data_dir / name)
 
 
-def _download_gz(url: str, gz_path: Path, expected: str, opener: Opener, data_dir: Path, progress: bool) -> None:
+def _download_gz(url: str, gz_path: Path, expected: str, opener: Opener, hint: str, progress: bool) -> None:
     """Download ``url`` to a temp file, check its MD5, then rename it to ``gz_path``."""
-    tmp = _temp_path(data_dir, gz_path.name)
+    tmp = _temp_path(gz_path.parent, gz_path.name)
     try:
         h = hashlib.md5()
         with open(tmp, "wb") as fh:
@@ -183,13 +185,13 @@ def _download_gz(url: str, gz_path: Path, expected: str, opener: Opener, data_di
                 h.update(block)
                 fh.write(block)
 
-            _stream(url, opener, sink, data_dir, progress, gz_path.name)
+            _stream(url, opener, sink, hint, progress, gz_path.name)
         actual = h.hexdigest()
         if actual != expected:
             raise DataError(
                 f"{gz_path.name}: MD5 checksum mismatch after download from {url} "
                 f"(expected {expected}, got {actual}); the download is corrupt or incomplete and was deleted; "
-                f"{_manual_hint(data_dir)}"
+                f"{hint}"
             )
         os.replace(tmp, gz_path)
     except BaseException:
@@ -197,9 +199,9 @@ def _download_gz(url: str, gz_path: Path, expected: str, opener: Opener, data_di
         raise
 
 
-def _gunzip(gz_path: Path, h5_path: Path, data_dir: Path) -> str:
+def _gunzip(gz_path: Path, h5_path: Path, hint: str) -> str:
     """Unpack ``gz_path`` to ``h5_path``; returns the SHA-256 of the unpacked file (hashed while it is written)."""
-    tmp = _temp_path(data_dir, h5_path.name)
+    tmp = _temp_path(h5_path.parent, h5_path.name)
     h = hashlib.sha256()
     try:
         try:
@@ -208,10 +210,10 @@ def _gunzip(gz_path: Path, h5_path: Path, data_dir: Path) -> str:
                     h.update(block)
                     dst.write(block)
         except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(f"{gz_path}: could not unpack ({exc}); {_manual_hint(data_dir)}") from None
+            raise DataError(f"{gz_path}: could not unpack ({exc}); {hint}") from None
         if not is_valid_shd_file(tmp):
             raise DataError(
-                f"{gz_path}: unpacks to a file that is not an SHD HDF5 file (missing one of {', '.join(REQUIRED_KEYS)})"
+                f"{gz_path}: unpacks to a file that is not an SHD-layout HDF5 file (missing one of {', '.join(REQUIRED_KEYS)})"
             )
         os.replace(tmp, h5_path)
     except BaseException:
@@ -220,43 +222,55 @@ def _gunzip(gz_path: Path, h5_path: Path, data_dir: Path) -> str:
     return h.hexdigest()
 
 
-def ensure_shd_files(
+def ensure_shd_files(data_dir: str | os.PathLike, base_url: str = DEFAULT_BASE_URL, opener: Opener | None = None,
+                     progress: bool = True, keep_gz: bool = True) -> tuple[Path, Path]:
+    """``shd_train.h5`` and ``shd_test.h5`` in ``data_dir`` (see :func:`ensure_files`)."""
+    return ensure_files(data_dir, "shd", base_url, opener, progress, keep_gz)  # type: ignore[return-value]
+
+
+def ensure_files(
     data_dir: str | os.PathLike,
+    dataset: str = "shd",
     base_url: str = DEFAULT_BASE_URL,
     opener: Opener | None = None,
     progress: bool = True,
     keep_gz: bool = True,
-) -> tuple[Path, Path]:
-    """Make sure ``shd_train.h5`` and ``shd_test.h5`` are in ``data_dir``; return their paths (train, test).
+) -> tuple[Path, ...]:
+    """Make sure the dataset's ``.h5`` files are in ``data_dir``; return their paths in :data:`PARTS` order
+    (SHD: train, test; SSC: train, valid, test).
 
-    No network access when both are present and valid. ``opener(url)`` must return a file-like object
+    No network access when all are present and valid. ``opener(url)`` must return a file-like object
     with ``.read(n)`` (default: ``urllib.request.urlopen`` with a timeout). See the module docstring.
     """
+    if dataset not in PARTS:
+        raise DataError(f"unknown dataset '{dataset}' (choose from {', '.join(PARTS)})")
     data_dir = Path(data_dir).expanduser()
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"cannot create data folder {data_dir}: {exc}") from None
-    h5_paths = tuple(data_dir / f"{name}.h5" for name in SHD_NAMES)
+    h5_paths = tuple(data_dir / name for name in part_files(dataset))
     missing = [p for p in h5_paths if not is_valid_shd_file(p)]
     if not missing:
-        return h5_paths  # type: ignore[return-value]
+        return h5_paths
 
+    hint = _manual_hint(data_dir, dataset)
     opener = opener or _default_opener
     base = resolve_base_url(base_url)
-    sums = _fetch_md5sums(base, opener, data_dir)
+    sums = _fetch_md5sums(base, opener, hint)
+    for h5_path in missing:  # every file is checked against the list before any is downloaded
+        if h5_path.name + ".gz" not in sums:
+            raise DataError(f"{h5_path.name}.gz is not listed in {base}{MD5SUMS_NAME}, so it cannot be verified; "
+                            f"{hint}")
     for h5_path in missing:
         gz_path = h5_path.with_name(h5_path.name + ".gz")
-        expected = sums.get(gz_path.name)
-        if expected is None:
-            raise DataError(
-                f"{gz_path.name} is not listed in {base}{MD5SUMS_NAME}, so it cannot be verified; "
-                f"{_manual_hint(data_dir)}"
-            )
+        expected = sums[gz_path.name]
         if not (gz_path.is_file() and file_md5(gz_path) == expected):
-            _download_gz(base + gz_path.name, gz_path, expected, opener, data_dir, progress)
-        digest = _gunzip(gz_path, h5_path, data_dir)
-        write_record(data_dir, h5_path.name, digest, expected, base)  # names the data "SHD" (sccl.provenance)
+            _download_gz(base + gz_path.name, gz_path, expected, opener, hint, progress)
+        digest = _gunzip(gz_path, h5_path, hint)
+        write_record(data_dir, h5_path.name, digest, expected, base)  # names the data (sccl.provenance)
         if not keep_gz:
             gz_path.unlink(missing_ok=True)
-    return h5_paths  # type: ignore[return-value]
+    if progress:
+        print(f"{LABELS[dataset]} files ready in {data_dir}")
+    return h5_paths

@@ -116,14 +116,16 @@ def reinit_readout_column(net, column: int, seed: int) -> None:
 
 
 class Evaluator:
-    """Every task's test set, cached at the cut depth; one call = one prediction pass over all of them."""
+    """Every task's test set (or, ``part="valid"``, validation set), cached at the cut depth; one call = one
+    prediction pass over all of them."""
 
-    def __init__(self, net, ds: Dataset, scenario: Scenario, depth: int | None, device):
+    def __init__(self, net, ds: Dataset, scenario: Scenario, depth: int | None, device, part: str = "test"):
         self.net = net
-        self.batches = [b for task in scenario.tasks
-                        for b in cached_batches(net, ds, make_batches(task.test, EVAL_BATCH, drop_last=False), depth,
+        sets = [getattr(task, part) for task in scenario.tasks]
+        self.batches = [b for idx in sets
+                        for b in cached_batches(net, ds, make_batches(idx, EVAL_BATCH, drop_last=False), depth,
                                                 device)]
-        self.counts = np.array([len(task.test) for task in scenario.tasks], dtype=np.int64)
+        self.counts = np.array([len(idx) for idx in sets], dtype=np.int64)
         self.task_of = np.repeat(np.arange(len(scenario.tasks)), self.counts)
 
     def __call__(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -138,9 +140,11 @@ class Evaluator:
 
 
 def fit_task(net, strategy: Strategy, i: int, new: list[Batch], epochs: int, lr: float, trainable: tuple[str, ...],
-             evaluate: Evaluator, quiet: bool = True, on_row: Callable[[dict], None] | None = None) -> list[dict]:
+             evaluate: Evaluator, quiet: bool = True, on_row: Callable[[dict], None] | None = None,
+             validation: Evaluator | None = None) -> list[dict]:
     """Train on task ``i`` for ``epochs`` epochs (a fresh Adamax over ``trainable``) and return its rows: epoch 0
-    (before training) and every epoch's loss, pooled old / new / all accuracy, memory and seconds."""
+    (before training) and every epoch's loss, pooled old / new / all accuracy (and, with ``validation``, the same
+    on the validation sets as ``valid_*``), memory and seconds."""
     optimizer = torch.optim.Adamax([p for n, p in net.named_parameters() if n in trainable], lr=lr,
                                    betas=(0.9, 0.999))
     rows = []
@@ -148,6 +152,9 @@ def fit_task(net, strategy: Strategy, i: int, new: list[Batch], epochs: int, lr:
     def record(epoch: int, loss: float, seconds: float) -> None:
         correct, _, _ = evaluate()
         acc = metrics.old_new_all(correct, evaluate.counts, i)
+        if validation is not None:
+            valid_correct, _, _ = validation()
+            acc.update({f"valid_{k}": v for k, v in metrics.old_new_all(valid_correct, validation.counts, i).items()})
         rows.append({"task": i, "epoch": epoch, "loss": round(loss, 6), **{k: round(v, 6) for k, v in acc.items()},
                      "memory_bits": strategy.memory_bits_analytic, "memory_bytes": strategy.memory_bytes_stored,
                      "seconds": round(seconds, 3)})
@@ -246,8 +253,10 @@ def _run(cfg: RunConfig, cls: type[Strategy], ds: Dataset, pre_dir: Path, folder
                               f"{cfg.batch_size} (use --keep-last or a smaller --batch-size)")
         new_train.append(cached_batches(net, ds, idx, depth, device))
     evaluate = Evaluator(net, ds, scenario, depth, device)
+    validation = Evaluator(net, ds, scenario, depth, device, "valid") if scenario.has_validation else None
     correct, _, _ = evaluate()
     matrix = [evaluate.row(correct)]
+    valid_matrix = [validation.row(validation()[0])] if validation else []
 
     trainable = tuple(cls.trainable(cfg, net))
     ctx = RunContext(net, ds, device, scenario, log, depth, trainable, cfg.batch_size,
@@ -283,9 +292,12 @@ def _run(cfg: RunConfig, cls: type[Strategy], ds: Dataset, pre_dir: Path, folder
         if cfg.reinit_readout:
             for c in task.new_classes:
                 reinit_readout_column(net, c, scenario.readout_seed(cfg.seed, c))
-        fit_task(net, strategy, i, new_train[i - 1], cfg.epochs, cfg.lr, trainable, evaluate, cfg.quiet, on_row)
+        fit_task(net, strategy, i, new_train[i - 1], cfg.epochs, cfg.lr, trainable, evaluate, cfg.quiet, on_row,
+                 validation)
         correct, pred, y = evaluate()
         matrix.append(evaluate.row(correct))
+        if validation:
+            valid_matrix.append(validation.row(validation()[0]))
         if i < len(scenario) - 1:  # consolidate only what a later task will use
             strategy.end_task(i)
         memory_per_task.append({"task": i, "bits": strategy.memory_bits_analytic,
@@ -296,6 +308,10 @@ def _run(cfg: RunConfig, cls: type[Strategy], ds: Dataset, pre_dir: Path, folder
               [{"after_task": i, **{f"task_{j}": round(a, 6) for j, a in enumerate(r)}} for i, r in enumerate(matrix)])
     summary = build_summary(cfg, ds, pre_dir, pre_config, scenario, evaluate, matrix, rows, strategy, replay_acc,
                             memory_per_task, trainable, net, pred, y, folder.name)
+    if validation:
+        summary["valid_accuracy_matrix"] = [[round(a, 6) for a in r] for r in valid_matrix]
+        summary["valid_metrics"] = {k: round(v, 6) for k, v in
+                                    metrics.run_metrics(valid_matrix, validation.counts).items()}
     summary["wall_seconds"] = round(time.perf_counter() - t_start, 3)
     write_json(folder / "summary.json", summary)
     m = summary["metrics"]
@@ -308,7 +324,9 @@ def build_summary(cfg, ds, pre_dir, pre_config, scenario, evaluate, matrix, rows
                   memory_per_task, trainable, net, pred, y, stamp) -> dict:
     last = rows[-1]
     last_task = [r for r in rows if r["task"] == last["task"]]
-    best = max(last_task[1:] or last_task, key=lambda r: r["all_acc"])  # the paper's "up to" numbers
+    # the paper's "up to" numbers: the last task's best epoch, chosen on the validation sets when the split has them
+    selected_on = "valid" if "valid_all_acc" in last else "test"
+    best = max(last_task[1:] or last_task, key=lambda r: r["valid_all_acc" if selected_on == "valid" else "all_acc"])
     epoch_seconds = [r["seconds"] for r in rows if r["epoch"] > 0]
     return {
         "stamp": stamp, "config": cfg.settings(),
@@ -319,7 +337,8 @@ def build_summary(cfg, ds, pre_dir, pre_config, scenario, evaluate, matrix, rows
         "accuracy_matrix": [[round(a, 6) for a in r] for r in matrix],
         "metrics": {k: round(v, 6) for k, v in metrics.run_metrics(matrix, evaluate.counts).items()},
         "final": {k: last[k] for k in ("old_acc", "new_acc", "all_acc")},
-        "best": {"epoch": best["epoch"], **{k: best[k] for k in ("old_acc", "new_acc", "all_acc")}},
+        "best": {"epoch": best["epoch"], "selected_on": selected_on,
+                 **{k: best[k] for k in ("old_acc", "new_acc", "all_acc")}},
         "replay_memory_accuracy": replay_acc,
         "memory_bits_analytic": strategy.memory_bits_analytic, "memory_bytes_stored": strategy.memory_bytes_stored,
         "memory": strategy.describe_memory(), "memory_per_task": memory_per_task,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sccl.defaults import PRETRAIN
 from sccl.errors import ConfigError
-from sccl.splits import SPLITS
+from sccl.splits import SPLIT_HELP, SPLITS
 from sccl.sweep import parse_int_list
 from sccl.merge import ensure_merged
 from sccl.pretraining import PretrainConfig, pretrain
@@ -21,7 +21,7 @@ def add_common_flags(p: argparse.ArgumentParser) -> None:
                    help="folder with shd_merged.h5, or shd_train.h5 + shd_test.h5 to merge (default: %(default)s)")
     p.add_argument("--out-dir", default="runs", help="where run folders go (default: %(default)s)")
     p.add_argument("--split", "--protocol", dest="split", choices=SPLITS, default="paper",
-                   help="paper: merged data, random stratified 1/5 test split; official: SHD's own train/test files")
+                   help=SPLIT_HELP)
     p.add_argument("--epochs", type=int, default=PRETRAIN["epochs"],
                    help="training epochs (default: %(default)s, as the original)")
     p.add_argument("--batch-size", type=int, default=PRETRAIN["batch_size"], help="batch size (default: %(default)s)")

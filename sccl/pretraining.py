@@ -4,7 +4,8 @@ One run folder per split kind, held-out id and seed (see :func:`run_dir`):
     model.pt        state dict of the final model (``torch.load(..., weights_only=True)``)
     split.npz       the split (index arrays into the merged file)
     config.json     every setting, package versions, the data file's SHA-256
-    epochs.csv      epoch, loss, train accuracy (running, during the epoch), test accuracy, seconds
+    epochs.csv      epoch, loss, train accuracy (running, during the epoch), test accuracy, seconds (and validation
+                    accuracy, for splits with a validation set)
     log.txt         a human-readable log
     checkpoint.pt   model + optimiser + history after the last finished epoch (resumes an interrupted run)
 A run resumes from its checkpoint and ends with the same weights as an uninterrupted one: batches are
@@ -209,6 +210,8 @@ def _pretrain(cfg: PretrainConfig, ds: Dataset, folder: Path, force: bool) -> Pa
     write_json(folder / "config.json", config)
 
     test_batches = raw_batches(ds, make_batches(test_idx, 256, drop_last=False), device)
+    valid_batches = (raw_batches(ds, make_batches(split["pretrain_valid"], 256, drop_last=False), device)
+                     if split.has_validation else None)
     fixed_train = None if cfg.shuffle else raw_batches(ds, _epoch_batches(train_idx, cfg, 0), device)
     n_batches = len(_epoch_batches(train_idx, cfg, 0))
     for epoch in range(start + 1, cfg.epochs + 1):
@@ -223,11 +226,14 @@ def _pretrain(cfg: PretrainConfig, ds: Dataset, folder: Path, force: bool) -> Pa
         test_acc = accuracy(net, test_batches) if evaluate else float("nan")
         row = {"epoch": epoch, "loss": round(loss, 6), "train_acc": round(train_acc, 6),
                "test_acc": round(test_acc, 6), "seconds": round(time.perf_counter() - t0, 3)}
+        if valid_batches is not None:
+            row["valid_acc"] = round(accuracy(net, valid_batches) if evaluate else float("nan"), 6)
         history.append(row)
         torch_save(folder / "checkpoint.pt", {"epoch": epoch, "model": net.state_dict(),
                                                "optimizer": optimizer.state_dict(), "history": history})
-        write_csv(folder / "epochs.csv", history, CSV_COLUMNS)
-        _log(folder, f"epoch {epoch}: loss {loss:.4f}, train acc {train_acc:.4f}, test acc {test_acc:.4f}, "
+        write_csv(folder / "epochs.csv", history, CSV_COLUMNS + (["valid_acc"] if valid_batches is not None else []))
+        valid_text = f", valid acc {row['valid_acc']:.4f}" if valid_batches is not None else ""
+        _log(folder, f"epoch {epoch}: loss {loss:.4f}, train acc {train_acc:.4f}, test acc {test_acc:.4f}{valid_text}, "
              f"{row['seconds']:.1f} s", cfg.quiet)
     torch_save(folder / "model.pt", {k: v.detach().cpu() for k, v in net.state_dict().items()})
     final = history[-1]["test_acc"] if history else float("nan")

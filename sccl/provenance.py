@@ -1,4 +1,4 @@
-"""What the data is, named honestly: "SHD" only for the official files, the embedded set as synthetic, anything
+"""What the data is, named honestly: "SHD" (or "SSC") only for the official files, the embedded set as synthetic, anything
 else by its own name.
 
 The official files are recognised by their checksums: :mod:`sccl.download` verifies each ``.h5.gz`` against the
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sccl.datasets import LABELS, dataset_of_name
 from sccl.defaults import OFFICIAL_SHD_SHA256
 
 SHD_LABEL = "SHD"
@@ -65,14 +66,14 @@ def source_record(paths: list[Path]) -> str:
 
 
 def data_label(attrs: dict, path: Path) -> str:
-    """"SHD", the synthetic label, or "SHD-layout data: <name>" (the file's ``name`` or ``description``
+    """"SHD" or "SSC" (official files, named by the dataset their file names belong to), the synthetic label, or "SHD-layout data: <name>" (the file's ``name`` or ``description``
     attribute, else its folder and file name)."""
     sources = attrs.get(SOURCES_ATTR)
     if sources is not None:
         try:
             entries = json.loads(sources if isinstance(sources, str) else bytes(sources).decode())
             if entries and all(e.get("official") for e in entries):
-                return SHD_LABEL
+                return LABELS.get(dataset_of_name(str(entries[0].get("name", ""))), SHD_LABEL)
         except (ValueError, TypeError, AttributeError):
             pass
     description = _text(attrs.get("description"))

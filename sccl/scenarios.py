@@ -8,8 +8,8 @@ A scenario is the list of tasks a model meets, the first being its pretraining:
                         then class 10, class 11, ..., class 19)
     speakers            [a first group of speakers, then each other speaker alone] (domain-incremental; ours)
 
-Each task holds the index arrays of its training and test samples (from the pretraining run's split) and the
-classes whose readout column is new when the task starts. Accuracies are measured per task's test set: R[i][j]
+Each task holds the index arrays of its training, test and (splits with one) validation samples (from the
+pretraining run's split) and the classes whose readout column is new when the task starts. Accuracies are measured per task's test set: R[i][j]
 is the accuracy on task j's test samples after training on task i (:mod:`sccl.metrics`).
 """
 
@@ -36,6 +36,7 @@ class Task:
     train: np.ndarray
     test: np.ndarray
     new_classes: tuple[int, ...] = ()  # classes first seen in this task (their readout column is re-drawn)
+    valid: np.ndarray | None = None  # validation samples (splits with a validation set)
 
 
 @dataclass
@@ -45,6 +46,10 @@ class Scenario:
 
     def __len__(self) -> int:
         return len(self.tasks)
+
+    @property
+    def has_validation(self) -> bool:
+        return all(t.valid is not None for t in self.tasks)
 
     @property
     def per_class_memory(self) -> bool:
@@ -65,18 +70,21 @@ def from_split(split: Split) -> Scenario:
     """The scenario whose tasks are the given pretraining run's split."""
     if split.scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {split.scenario!r}")
-    first = Task(_first_task_name(split), split["pretrain_train"], split["pretrain_test"])
+    def task(name: str, group: str, new_classes=()) -> Task:
+        prefix, suffix = ("pretrain", "") if group == "pretrain" else ("new", group)
+        return Task(name, split[f"{prefix}_train{suffix}"], split[f"{prefix}_test{suffix}"], tuple(new_classes),
+                    split.sets.get(f"{prefix}_valid{suffix}"))
+
+    first = task(_first_task_name(split), "pretrain")
     if split.scenario == "sample_incremental":
-        tasks = [first, Task(f"speaker {split.held_out}", split["new_train"], split["new_test"])]
+        tasks = [first, task(f"speaker {split.held_out}", "")]
     elif split.scenario == "class_incremental":
-        tasks = [first, Task(f"class {split.held_out}", split["new_train"], split["new_test"], (split.held_out,))]
+        tasks = [first, task(f"class {split.held_out}", "", (split.held_out,))]
     elif split.scenario == "progressive":
         steps = split.class_steps or tuple((g,) for g in split.new_groups)  # older splits: one class a step
-        tasks = [first] + [Task(_classes_name(step), split[f"new_train_{step[0]}"], split[f"new_test_{step[0]}"],
-                                step) for step in steps]
+        tasks = [first] + [task(_classes_name(step), f"_{step[0]}", step) for step in steps]
     else:
-        tasks = [first] + [Task(f"speaker {g}", split[f"new_train_{g}"], split[f"new_test_{g}"])
-                           for g in split.new_groups]
+        tasks = [first] + [task(f"speaker {g}", f"_{g}") for g in split.new_groups]
     return Scenario(split.scenario, tasks)
 
 

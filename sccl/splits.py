@@ -12,10 +12,16 @@ How test samples are chosen is the split kind (``--split``):
     paper     the merged file is split at random, stratified by label, a clean 1/5 of every group
               (old data, new data, each new class or speaker) to test: no sample is lost and none is in two
               sets (the original lost one batch per group and leaked test into train for small groups).
-    official  train = samples of the official train file, test = those of the official test file.
+    official  train = samples of the official train file, test = those of the official test file; when the data
+              has a validation file (SSC), its samples are the validation sets.
+    paper_valid, official_valid
+              the same train and test sets as ``paper`` / ``official``, with a validation set carved from each
+              group's training samples (a stratified ``VALID_FRACTION``, so from the training speakers): for data
+              without a validation file (SHD), so that no epoch or setting is chosen on the test set.
 
-Sets are named ``pretrain_train``, ``pretrain_test``, ``new_train``, ``new_test``; in the sequence scenarios the
-new sets are per group: ``new_train_10``, ``new_test_10``, ... (a speaker id, or the first class of a step).
+Sets are named ``pretrain_train``, ``pretrain_test``, ``new_train``, ``new_test`` (and ``*_valid`` with a
+validation set); in the sequence scenarios the new sets are per group: ``new_train_10``, ``new_test_10``, ... (a
+speaker id, or the first class of a step).
 """
 
 from __future__ import annotations
@@ -27,16 +33,22 @@ from pathlib import Path
 
 import numpy as np
 
+from sccl.datasets import SOURCE_CODES
 from sccl.disk import atomic_path
 from sccl.errors import ConfigError, DataError
 from sccl.shape import check_first_group, class_steps, first_half
 
 SCENARIOS = ("sample_incremental", "class_incremental", "progressive", "speakers")
-SPLITS = ("paper", "official")
+SPLITS = ("paper", "official", "paper_valid", "official_valid")
+SPLIT_HELP = ("paper: the merged data, a random stratified 1/5 test set; official: the dataset's own files (and "
+              "its validation file, SSC); paper_valid / official_valid: the same with a validation set carved from "
+              "the training samples, on which the best epoch is chosen (default: %(default)s)")
 TEST_FRACTION = 0.2
-# the seeds of the index draws (codes kept from the first version, so that its splits stay identical)
+VALID_FRACTION = 0.1  # of each group's training samples, in the *_valid splits
+# the seeds of the index draws (codes kept from the first version, so that its splits stay identical; a *_valid
+# split draws the same train and test sets as its base, then carves the validation set from the train set)
 _SCENARIO_CODE = {"sample_incremental": 1, "class_incremental": 2, "progressive": 3, "speakers": 4}
-_SPLIT_CODE = {"paper": 1, "official": 2}
+_SPLIT_CODE = {"paper": 1, "official": 2, "paper_valid": 1, "official_valid": 2}
 # split files written before the engine refactor named scenarios by what was held out
 _LEGACY_SCENARIO = {"speaker": "sample_incremental", "class": "class_incremental", "classes": "progressive"}
 
@@ -59,6 +71,10 @@ class Split:
     def new_groups(self) -> tuple[int, ...]:
         """Sequence scenarios: the classes (progressive) or speakers that arrive one at a time, in order."""
         return tuple(int(k.rsplit("_", 1)[1]) for k in self.sets if k.startswith("new_train_"))
+
+    @property
+    def has_validation(self) -> bool:
+        return "pretrain_valid" in self.sets
 
     def describe(self) -> str:
         return ", ".join(f"{k}: {len(v)}" for k, v in self.sets.items())
@@ -125,7 +141,18 @@ def stratified_test_split(
 
 
 def _official_split(indices, source, rng) -> tuple[np.ndarray, np.ndarray]:
-    return rng.permutation(indices[source[indices] == 0]), rng.permutation(indices[source[indices] == 1])
+    return (rng.permutation(indices[source[indices] == SOURCE_CODES["train"]]),
+            rng.permutation(indices[source[indices] == SOURCE_CODES["test"]]))
+
+
+def _validation_part(kind: str, members, train, labels, source, rng) -> tuple[np.ndarray, np.ndarray | None]:
+    """(train, validation or None): the validation file's samples (official split of data that has one), or a
+    stratified ``VALID_FRACTION`` carved from ``train`` (the *_valid splits)."""
+    if kind.endswith("_valid"):
+        return stratified_test_split(train, labels, rng, VALID_FRACTION)
+    if kind == "official" and source is not None and (source == SOURCE_CODES["valid"]).any():
+        return train, rng.permutation(members[source[members] == SOURCE_CODES["valid"]])
+    return train, None
 
 
 def make_split(
@@ -180,25 +207,31 @@ def make_split(
         for spk in present:
             if spk not in first_speakers:
                 groups[f"new_{spk}"] = everything[speakers == spk]
-    if kind == "official" and source is None:
+    if kind.startswith("official") and source is None:
         raise ConfigError("the official split needs a merged file with 'extra/source' (re-run the merge)")
+    source = None if source is None else np.asarray(source)
+    if kind == "official_valid" and (source == SOURCE_CODES["valid"]).any():
+        raise ConfigError("this data has its own validation file: use --split official, which selects on it")
     sets = {}
     for g, (name, members) in enumerate(groups.items()):
         rng = _rng(seed, scenario, kind, held_out, g)
-        if kind == "paper":
+        if kind.startswith("paper"):
             train, test = stratified_test_split(members, labels, rng, test_fraction)
         else:
-            train, test = _official_split(members, np.asarray(source), rng)
+            train, test = _official_split(members, source, rng)
+        train, valid = _validation_part(kind, members, train, labels, source, rng)
         for part, idx in (("train", train), ("test", test)):
             if len(idx) == 0:
                 raise ConfigError(
                     f"the {kind} split leaves no {part} samples for '{name}'"
                     + (" (speakers 4 and 5 are only in the official test file; use --split paper)"
-                       if kind == "official" and scenario in ("sample_incremental", "speakers") else "")
+                       if kind.startswith("official") and scenario in ("sample_incremental", "speakers") else "")
                 )
         prefix, suffix = (name, "") if name == "pretrain" else ("new", name[3:])
         sets[f"{prefix}_train{suffix}"] = train
         sets[f"{prefix}_test{suffix}"] = test
+        if valid is not None:
+            sets[f"{prefix}_valid{suffix}"] = valid
     return Split(scenario, kind, held_out, seed, sets,
                  first_speakers if scenario == "speakers" else None, steps, first)
 

@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT))
 
 from sccl.cli import run_cli  # noqa: E402
 from sccl.defaults import PRETRAIN  # noqa: E402
-from sccl.splits import SPLITS  # noqa: E402
+from sccl.splits import SPLIT_HELP, SPLITS  # noqa: E402
 from sccl.errors import ConfigError  # noqa: E402
 from sccl.launch import add_launcher_flags, launch  # noqa: E402
 from sccl.merge import merged_if_present  # noqa: E402
@@ -35,7 +35,7 @@ def main(argv=None):
     p.add_argument("--dry-run", action="store_true", help="only list what would run")
     p.add_argument("--data-dir", default="~/data/hdspikes")
     p.add_argument("--out-dir", default="runs")
-    p.add_argument("--split", "--protocol", dest="split", choices=SPLITS, default="paper")
+    p.add_argument("--split", "--protocol", dest="split", choices=SPLITS, default="paper", help=SPLIT_HELP)
     p.add_argument("--first-speakers", default=None,
                    help="also pretrain on this first group of speakers (speakers scenario), e.g. 0-5")
     p.add_argument("--epochs", type=int, default=PRETRAIN["epochs"])

@@ -638,7 +638,7 @@ def test_merge_keeps_extra_keys_it_can_and_warns_once_per_key_it_cannot(shd_pair
         a["extra/meta_info/dialect"] = np.arange(12)  # a lookup table in one file: copied
     out = merge_files(train_p, test_p, tmp_path / "merged" / MERGED_FILE)
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["warning: ignoring 'extra/setup': neither one entry per sample in both files nor the same value",
+    assert err == ["warning: ignoring 'extra/setup': neither one entry per sample in every file nor the same value",
                    "warning: ignoring 'extra/speaker_table': only the test file has it"]
     with h5py.File(out) as f:
         np.testing.assert_array_equal(f["extra/snr"][()], np.r_[np.arange(240), np.arange(60)])

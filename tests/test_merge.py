@@ -91,8 +91,8 @@ def test_interrupted_merge_script_leaves_no_file(shd_pair, tmp_path):
 def test_missing_input_is_a_clear_error(tmp_path):
     r = subprocess.run([sys.executable, SCRIPT, "--data-dir", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert "no SHD files" in r.stderr and "--download" in r.stderr and "sccl.offline" in r.stderr
-    with pytest.raises(DataError, match="no SHD files"):
+    assert "no SHD or SSC files" in r.stderr and "--download" in r.stderr and "sccl.offline" in r.stderr
+    with pytest.raises(DataError, match="no SHD or SSC files"):
         ensure_merged(tmp_path)
 
 

@@ -119,7 +119,7 @@ def test_cli_without_data_points_to_download_and_embedded_set(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "statedicts" / "pretrain.py"), "--speaker", "1",
                         "--data-dir", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert "no SHD files" in r.stderr and "--download" in r.stderr and "sccl.offline" in r.stderr
+    assert "no SHD or SSC files" in r.stderr and "--download" in r.stderr and "sccl.offline" in r.stderr
 
 
 def test_cli_out_of_range_speaker(tiny_ds, tmp_path):
