@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from sccl.cli import run_cli
-from sccl.data import load_shd
+from sccl.data import load_shd_tables
 from sccl.errors import DataError
 from sccl.datasets import PARTS, SOURCE_CODES, merged_file
 from sccl.merge import merge_folder, no_data_message, part_paths
@@ -43,7 +43,7 @@ def main(argv=None):
     elif not all(p.is_file() for p in part_paths(data_dir, args.dataset).values()):
         raise DataError(no_data_message(data_dir))
     out = merge_folder(data_dir, args.dataset, force=args.force)
-    merged = load_shd(out)
+    merged = load_shd_tables(out)  # no spikes: memory stays small at SSC's size
     parts = " + ".join(f"{int((merged.source == SOURCE_CODES[p]).sum())} {p}" for p in PARTS[args.dataset])
     print(f"wrote {out}: {len(merged)} samples ({parts})")
     speakers, counts = np.unique(merged.speakers, return_counts=True)

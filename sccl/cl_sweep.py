@@ -77,6 +77,8 @@ def add_sweep_flags(p: argparse.ArgumentParser, scenario: str) -> None:
     p.add_argument("--out-dir", default="runs")
     p.add_argument("--split", "--protocol", dest="split", choices=SPLITS, default="paper", help=SPLIT_HELP)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    p.add_argument("--max-time", default=None, help="binning window of any pretraining still missing, in seconds "
+                   "or 'auto' (default: SHD's 1.4 s); the runs bin as their pretraining did")
     add_launcher_flags(p)
 
 
@@ -179,6 +181,8 @@ def sweep_jobs(args, scenario: str) -> tuple[list[Job], list[Job]]:
         jobs.append(Job(f"{scenario}/{cfg.label()}", [sys.executable, "-m", "sccl.continual_cli"] + argv,
                         lambda cfg=cfg: is_done(cfg, args.out_dir, data_file)))
     rest = ["--data-dir", args.data_dir, "--device", args.device, "--quiet"]
+    if getattr(args, "max_time", None) is not None:
+        rest += ["--max-time", str(args.max_time)]
     pre_jobs = [pretrain_job(scenario, held, seed, args.pretrain_epochs, args.out_dir, args.split, rest,
                              require_epochs=False, first_speakers=first, data_file=data_file,  # never retrain a
                              first_classes=classes, classes_per_step=step)  # model others used

@@ -162,7 +162,9 @@ def _first_bad(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def _check_sample_arrays(path: Path, times: np.ndarray, units: np.ndarray, n: int, nb_units: int) -> None:
+def _check_sample_arrays(path: Path, times: np.ndarray, units: np.ndarray, n: int, nb_units: int,
+                         first: int = 0) -> None:
+    """Check samples ``first .. first + n - 1`` (the arrays hold those; errors name the file's sample ids)."""
     for key, arr in (("spikes/times", times), ("spikes/units", units)):
         if len(arr) != n:
             raise DataError(f"{path}: '{key}' holds {len(arr)} samples but 'labels' holds {n}")
@@ -171,11 +173,12 @@ def _check_sample_arrays(path: Path, times: np.ndarray, units: np.ndarray, n: in
     if (lt != lu).any():
         i = _first_bad(lt != lu)
         raise DataError(
-            f"{path}: 'spikes/times' and 'spikes/units' differ in length in sample {i} ({lt[i]} vs {lu[i]} spikes)"
+            f"{path}: 'spikes/times' and 'spikes/units' differ in length in sample {first + i} ({lt[i]} vs {lu[i]} "
+            "spikes)"
         )
     if n == 0 or lt.sum() == 0:
         return
-    sample_of = np.repeat(np.arange(n), lt)
+    sample_of = first + np.repeat(np.arange(n), lt)
     all_t = np.concatenate(list(times)).astype(np.float64)
     all_u = np.concatenate(list(units))
     bad_t = ~np.isfinite(all_t) | (all_t < 0)
@@ -205,9 +208,22 @@ def _check_range(path: Path, key: str, values: np.ndarray, high: int) -> np.ndar
     return values.astype(np.int64)
 
 
+CHECK_CHUNK = 8192  # samples read at a time by load_shd_tables
+
+
 def load_shd(path: str | os.PathLike) -> SHDData:
     """Read and validate an SHD file. Any problem raises :class:`DataError` naming file, key and sample."""
-    path = Path(path)
+    return _read_checked(Path(path), keep_spikes=True)
+
+
+def load_shd_tables(path: str | os.PathLike) -> SHDData:
+    """Validate an SHD file as :func:`load_shd` does, reading its spikes ``CHECK_CHUNK`` samples at a time (memory
+    bounded at any file size); returns its data without the spikes (labels, speakers, source, keys, ...)."""
+    return _read_checked(Path(path), keep_spikes=False)
+
+
+def _read_checked(path: Path, keep_spikes: bool) -> SHDData:
+    """The file's data (``keep_spikes=False``: every part but the spikes, which are only checked, chunk by chunk)."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
@@ -221,8 +237,7 @@ def load_shd(path: str | os.PathLike) -> SHDData:
                 raise DataError(f"{path}: missing key '{missing[0]}' (not an SHD file?)")
             labels = np.asarray(f["labels"][:])
             speakers = np.asarray(f["extra/speaker"][:])
-            times = f["spikes/times"][:]
-            units = f["spikes/units"][:]
+            times_ds, units_ds = f["spikes/times"], f["spikes/units"]
             source = np.asarray(f[SOURCE_KEY][:]) if SOURCE_KEY in f else None
             keys = np.asarray(f["extra/keys"][:]) if "extra/keys" in f else None
             attrs = dict(f.attrs)
@@ -230,14 +245,35 @@ def load_shd(path: str | os.PathLike) -> SHDData:
             if "extra/meta_info" in f:
                 for name, ds in f["extra/meta_info"].items():
                     meta[name] = np.asarray(ds[:])
+            labels, speakers, nb_units = _check_tables(path, labels, speakers, keys, meta, attrs)
+            n = len(labels)
+            if any(h5py.check_vlen_dtype(ds.dtype) is None for ds in (times_ds, units_ds)):
+                raise DataError(f"{path}: 'spikes/times' and 'spikes/units' must be variable-length arrays")
+            for key, ds in (("spikes/times", times_ds), ("spikes/units", units_ds)):
+                if len(ds) != n:
+                    raise DataError(f"{path}: '{key}' holds {len(ds)} samples but 'labels' holds {n}")
+            # checked CHECK_CHUNK samples at a time: the checks' temporaries stay small at any file size
+            times, units = (times_ds[:], units_ds[:]) if keep_spikes else (times_ds, units_ds)
+            for start in range(0, n, CHECK_CHUNK):
+                stop = min(n, start + CHECK_CHUNK)
+                _check_sample_arrays(path, times[start:stop], units[start:stop], stop - start, nb_units, first=start)
         except H5_ERRORS as exc:
             raise DataError(f"{path}: damaged HDF5 file, could not read the SHD datasets ({damage_reason(exc)}); "
                             "replace it (download, merge or generate it again)") from None
+    if source is not None:
+        if len(source) != n:
+            raise DataError(f"{path}: '{SOURCE_KEY}' holds {len(source)} samples but 'labels' holds {n}")
+        source = _check_range(path, SOURCE_KEY, source, len(SOURCE_NAMES))
+    if not keep_spikes:
+        times = units = np.empty(0, object)
+    return SHDData(times, units, labels, speakers, path=path, source=source, keys=keys, meta=meta, attrs=attrs)
+
+
+def _check_tables(path: Path, labels, speakers, keys, meta: dict, attrs: dict) -> tuple[np.ndarray, np.ndarray, int]:
+    """(labels, speakers, channel count) once the labels, the speakers and the ``nb_units`` attribute are checked."""
     n = len(labels)
     if labels.ndim != 1:
         raise DataError(f"{path}: 'labels' must be one-dimensional, found shape {labels.shape}")
-    if times.dtype != object or units.dtype != object:
-        raise DataError(f"{path}: 'spikes/times' and 'spikes/units' must be variable-length arrays")
     labels = _check_range(path, "labels", labels, MAX_ID + 1 if keys is None else len(keys))
     if len(speakers) != n:
         raise DataError(f"{path}: 'extra/speaker' holds {len(speakers)} samples but 'labels' holds {n}")
@@ -247,12 +283,7 @@ def load_shd(path: str | os.PathLike) -> SHDData:
     if declared is not None and not (np.ndim(declared) == 0 and np.issubdtype(np.asarray(declared).dtype, np.integer)
                                      and 1 <= int(declared) <= MAX_ID + 1):
         raise DataError(f"{path}: attribute '{UNITS_ATTR}' must be an integer in 1..{MAX_ID + 1}, got {declared!r}")
-    _check_sample_arrays(path, times, units, n, channel_count(declared))
-    if source is not None:
-        if len(source) != n:
-            raise DataError(f"{path}: '{SOURCE_KEY}' holds {len(source)} samples but 'labels' holds {n}")
-        source = _check_range(path, SOURCE_KEY, source, len(SOURCE_NAMES))
-    return SHDData(times, units, labels, speakers, path=path, source=source, keys=keys, meta=meta, attrs=attrs)
+    return labels, speakers, channel_count(declared)
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:

@@ -245,13 +245,13 @@ def _run(cfg: RunConfig, cls: type[Strategy], ds: Dataset, pre_dir: Path, folder
     if ds.binned.dropped:
         log(f"data: {ds.binned.dropped} spikes at or after max_time {ds.binned.max_time:g} s dropped")
 
-    new_train = []
+    new_index = []  # each new task's training batches: built when the task starts, released when it ends
     for task in scenario.tasks[1:]:
         idx = make_batches(task.train, cfg.batch_size, drop_last=not cfg.keep_last)
         if not idx:
             raise ConfigError(f"task '{task.name}' has {len(task.train)} training samples: fewer than one batch of "
                               f"{cfg.batch_size} (use --keep-last or a smaller --batch-size)")
-        new_train.append(cached_batches(net, ds, idx, depth, device))
+        new_index.append(idx)
     evaluate = Evaluator(net, ds, scenario, depth, device)
     validation = Evaluator(net, ds, scenario, depth, device, "valid") if scenario.has_validation else None
     correct, _, _ = evaluate()
@@ -260,7 +260,7 @@ def _run(cfg: RunConfig, cls: type[Strategy], ds: Dataset, pre_dir: Path, folder
 
     trainable = tuple(cls.trainable(cfg, net))
     ctx = RunContext(net, ds, device, scenario, log, depth, trainable, cfg.batch_size,
-                     {i: b for i, b in enumerate(new_train, start=1)})
+                     {})
     strategy = cls(cfg, ctx)
     strategy.end_task(0)
     replay = strategy.replay_batches()
@@ -288,11 +288,13 @@ def _run(cfg: RunConfig, cls: type[Strategy], ds: Dataset, pre_dir: Path, folder
             f"new {row['new_acc']:.4f}, all {row['all_acc']:.4f}")
 
     for i, task in enumerate(scenario.tasks[1:], start=1):
+        # the frozen prefix's activity does not change during training: computing it now gives what it gave before
+        ctx.task_batches[i] = cached_batches(net, ds, new_index[i - 1], depth, device)
         strategy.start_task(i)
         if cfg.reinit_readout:
             for c in task.new_classes:
                 reinit_readout_column(net, c, scenario.readout_seed(cfg.seed, c))
-        fit_task(net, strategy, i, new_train[i - 1], cfg.epochs, cfg.lr, trainable, evaluate, cfg.quiet, on_row,
+        fit_task(net, strategy, i, ctx.task_batches[i], cfg.epochs, cfg.lr, trainable, evaluate, cfg.quiet, on_row,
                  validation)
         correct, pred, y = evaluate()
         matrix.append(evaluate.row(correct))
@@ -300,6 +302,7 @@ def _run(cfg: RunConfig, cls: type[Strategy], ds: Dataset, pre_dir: Path, folder
             valid_matrix.append(validation.row(validation()[0]))
         if i < len(scenario) - 1:  # consolidate only what a later task will use
             strategy.end_task(i)
+        del ctx.task_batches[i]  # at SSC's size, holding every task's batches at once would not fit in memory
         memory_per_task.append({"task": i, "bits": strategy.memory_bits_analytic,
                                 "bytes": strategy.memory_bytes_stored})
         log(f"after task {i} ({task.name}): accuracy per task " + " ".join(f"{a:.3f}" for a in matrix[-1]))

@@ -12,15 +12,17 @@ copied when equal in both, and otherwise left out with a one-line warning each.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from sccl.datasets import PARTS, SOURCE_CODES, detect, merged_file, part_file, part_files
-from sccl.data import H5_ERRORS, SOURCE_KEY, damage_reason, load_shd
+from sccl.data import H5_ERRORS, SOURCE_KEY, damage_reason, load_shd_tables
 from sccl.disk import atomic_write_bytes, check_free_space
 from sccl.errors import DataError
 from sccl.provenance import SOURCES_ATTR, source_record
@@ -30,69 +32,72 @@ MERGED_FILE = merged_file("shd")
 LOOKUP_PREFIXES = ("extra/keys", "extra/meta_info/")
 
 
-def _read_all(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.dtype], dict]:
-    """(values, stored dtypes, file attributes) of every dataset of ``path``; a damaged file is one line."""
-    values, dtypes = {}, {}
+COPY_CHUNK = 8192  # samples copied at a time: the merge holds one chunk of one dataset, plus the file it writes
+
+
+def _datasets(path: Path, f: h5py.File) -> dict[str, h5py.Dataset]:
+    names: list[str] = []
     try:
-        with h5py.File(path, "r") as f:
-            names: list[str] = []
-            f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
-            for name in sorted(names):
-                values[name], dtypes[name] = f[name][()], f[name].dtype
-            attrs = dict(f.attrs)
+        f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+        return {name: f[name] for name in sorted(names)}
     except H5_ERRORS as exc:
         raise DataError(f"{path}: damaged HDF5 file ({damage_reason(exc)}); replace it (download it again)") from None
-    return values, dtypes, attrs
 
 
 def _is_lookup(name: str) -> bool:
     return any(name == p or name.startswith(p) for p in LOOKUP_PREFIXES)
 
 
-def _write_like(dst: h5py.File, name: str, dtype: np.dtype, values: np.ndarray) -> None:
+def _put(dst: h5py.Dataset, start: int, values: np.ndarray) -> None:
+    try:
+        dst[start:start + len(values)] = values
+    except (TypeError, ValueError):  # equal-length vlen arrays: h5py broadcasts them as 2-D
+        for i, v in enumerate(values):
+            dst[start + i] = v
+
+
+def _new_dataset(dst: h5py.File, name: str, dtype: np.dtype, shape: tuple) -> h5py.Dataset:
+    return dst.create_dataset(name, shape, dtype=dtype, maxshape=(None,) + shape[1:], chunks=True if shape[0] else None)
+
+
+def _write_value(dst: h5py.File, name: str, dtype: np.dtype, values: np.ndarray) -> None:
     if values.ndim == 0:
         dst.create_dataset(name, data=values, dtype=dtype)
-    elif h5py.check_vlen_dtype(dtype) is not None:
-        ds = dst.create_dataset(name, (len(values),), dtype=dtype, maxshape=(None,), chunks=True)
-        if len(values):
-            try:
-                ds[:] = values
-            except (TypeError, ValueError):  # equal-length arrays: h5py broadcasts them as 2-D
-                for i, v in enumerate(values):
-                    ds[i] = v
     else:
-        dst.create_dataset(name, data=values, dtype=dtype, maxshape=(None,) + values.shape[1:], chunks=True)
+        _put(_new_dataset(dst, name, dtype, values.shape), 0, values)
 
 
-def _plan(files: list[dict], dtypes: list[dict], n: list[int], parts: list[str]) -> tuple[dict, list[str]]:
-    """What the merged file holds, name -> (dtype, values), and one warning per key that cannot be kept.
+def _plan(files: list[dict], n: list[int], parts: list[str]) -> tuple[dict, list[str]]:
+    """What the merged file holds, name -> (dtype, values to copy, or None: concatenate the files' datasets), and
+    one warning per key that cannot be kept. ``files``: each file's datasets (h5py datasets or arrays).
 
     Lookup tables are copied once (the first file's). Any other key present in every file with one entry per
     sample (and the same dtype and trailing shape) is concatenated; one with the same value in every file (a
     scalar note) is copied; anything else (a key some files lack, different values) is left out."""
     out, warnings = {}, []
     for name in sorted(set().union(*files)):
-        values = [f.get(name) for f in files]
-        kinds = [d[name] for d in dtypes if name in d]
-        have = [v for v in values if v is not None]
+        have = [(part, f[name]) for part, f in zip(parts, files) if name in f]
+        kinds = {ds.dtype for _, ds in have}
         if _is_lookup(name):
-            if any(not np.array_equal(np.asarray(have[0]), np.asarray(v)) for v in have[1:]):
-                warnings.append(f"'{name}' differs between the files; keeping the {parts[values.index(have[0])]} "
-                                "file's")
-            out[name] = (kinds[0], np.asarray(have[0]))
-        elif len(have) < len(values):
-            owners = " and ".join(p for p, v in zip(parts, values) if v is not None)
-            warnings.append(f"ignoring '{name}': only the {owners} file{'s' if ' and ' in owners else ''} "
-                            f"{'have' if ' and ' in owners else 'has'} it")
-        elif len(set(kinds)) > 1:
+            first = np.asarray(have[0][1][()])
+            if any(not np.array_equal(first, np.asarray(ds[()])) for _, ds in have[1:]):
+                warnings.append(f"'{name}' differs between the files; keeping the {have[0][0]} file's")
+            out[name] = (have[0][1].dtype, first)
+        elif len(have) < len(files):
+            owners = " and ".join(part for part, _ in have)
+            many = len(have) > 1
+            warnings.append(f"ignoring '{name}': only the {owners} file{'s' if many else ''} {'have' if many else 'has'} it")
+        elif len(kinds) > 1:
             warnings.append(f"ignoring '{name}': stored with different types in the files")
-        elif (all(np.ndim(v) >= 1 and len(v) == k for v, k in zip(values, n))
-              and len({np.shape(v)[1:] for v in values}) == 1):
-            out[name] = (kinds[0], np.concatenate(values))
-        elif all(np.array_equal(np.asarray(values[0]), np.asarray(v)) for v in values[1:]):
-            out[name] = (kinds[0], np.asarray(values[0]))
+        elif (all(len(ds.shape) >= 1 and ds.shape[0] == k for (_, ds), k in zip(have, n))
+              and len({ds.shape[1:] for _, ds in have}) == 1):
+            out[name] = (have[0][1].dtype, None)
         else:
-            warnings.append(f"ignoring '{name}': neither one entry per sample in every file nor the same value")
+            first = np.asarray(have[0][1][()])
+            if all(np.array_equal(first, np.asarray(ds[()])) for _, ds in have[1:]):
+                out[name] = (have[0][1].dtype, first)
+            else:
+                warnings.append(f"ignoring '{name}': neither one entry per sample in every file nor the same value")
     return out, warnings
 
 
@@ -101,38 +106,60 @@ def merge_files(train_path: Path, test_path: Path, out_path: Path, force: bool =
     """Write ``out_path`` = the train samples, then the validation samples (when given), then the test samples,
     with every key that can be kept; ``extra/source`` records each sample's file (:data:`SOURCE_CODES`).
 
-    The file is built in memory and written once (HDF5 never writes to the disk: see :func:`sccl.data.shd_image`),
-    under a temporary name renamed at the end, after checking the free space."""
+    Memory stays near the merged file's size at any scale: every file is validated, then copied, ``COPY_CHUNK``
+    samples at a time, into an HDF5 file built in memory (HDF5 never writes to the disk: it crashes when a disk
+    fills during a write, see :func:`sccl.data.shd_image`), written once under a temporary name renamed at the
+    end, after checking the free space."""
     paths = {"train": Path(train_path), **({"valid": Path(valid_path)} if valid_path is not None else {}),
              "test": Path(test_path)}
     out_path = Path(out_path)
     if out_path.exists() and not force:
         raise DataError(f"{out_path} already exists; pass --force to overwrite it")
-    counts = {part: len(load_shd(path)) for part, path in paths.items()}  # validates every file
+    counts = {part: len(load_shd_tables(path)) for part, path in paths.items()}  # validates every file, chunk by chunk
     estimate = int(1.02 * sum(p.stat().st_size for p in paths.values())) + 65536
     check_free_space(out_path.parent, estimate, f"the merged file {out_path.name}")
-    contents = {part: _read_all(path) for part, path in paths.items()}
-    for part, path in paths.items():
-        if SOURCE_KEY in contents[part][0]:
-            raise DataError(f"{path}: already holds '{SOURCE_KEY}' (is it a merged file?)")
     parts = list(paths)
-    plan, warnings = _plan([contents[p][0] for p in parts], [contents[p][1] for p in parts],
-                           [counts[p] for p in parts], parts)
-    for line in warnings:
-        print(f"warning: {line}", file=sys.stderr)
-    source = np.repeat(np.array([SOURCE_CODES[p] for p in parts], np.uint8), [counts[p] for p in parts])
-    with h5py.File(f"sccl-merge-{os.getpid()}", "w", driver="core", backing_store=False) as out:
-        for name, (dtype, values) in plan.items():
-            _write_like(out, name, dtype, values)
-        out.create_dataset(SOURCE_KEY, data=source, maxshape=(None,), chunks=True)
-        for key, value in contents["train"][2].items():
-            out.attrs[key] = value
-        out.attrs["merged_from"] = " + ".join(f"{paths[p].name} ({counts[p]} samples)" for p in parts)
-        out.attrs[SOURCES_ATTR] = source_record(list(paths.values()))  # what the data is (sccl.provenance)
-        out.flush()
-        image = out.id.get_file_image()
-    atomic_write_bytes(out_path, image, what=f"the merged file {out_path.name}")
+    try:
+        image = _merged_image(paths, counts, parts)
+    except H5_ERRORS as exc:
+        raise DataError(f"could not merge {' + '.join(p.name for p in paths.values())}: damaged HDF5 file "
+                        f"({damage_reason(exc)}); replace it (download it again)") from None
+    atomic_write_bytes(out_path, image.getbuffer(), what=f"the merged file {out_path.name}")
     return out_path
+
+
+def _merged_image(paths: dict[str, Path], counts: dict[str, int], parts: list[str]) -> io.BytesIO:
+    """The merged file's bytes (see :func:`merge_files`)."""
+    with ExitStack() as stack:
+        handles = {part: stack.enter_context(h5py.File(path, "r")) for part, path in paths.items()}
+        files = {part: _datasets(paths[part], f) for part, f in handles.items()}
+        for part, path in paths.items():
+            if SOURCE_KEY in files[part]:
+                raise DataError(f"{path}: already holds '{SOURCE_KEY}' (is it a merged file?)")
+        plan, warnings = _plan([files[p] for p in parts], [counts[p] for p in parts], parts)
+        for line in warnings:
+            print(f"warning: {line}", file=sys.stderr)
+        image = io.BytesIO()
+        total = sum(counts.values())
+        with h5py.File(image, "w") as out:
+            for name, (dtype, values) in plan.items():
+                if values is not None:
+                    _write_value(out, name, dtype, values)
+                    continue
+                dst = _new_dataset(out, name, dtype, (total,) + files["train"][name].shape[1:])
+                start = 0
+                for part in parts:
+                    src = files[part][name]
+                    for i in range(0, counts[part], COPY_CHUNK):
+                        _put(dst, start + i, src[i:min(counts[part], i + COPY_CHUNK)])
+                    start += counts[part]
+            source = np.repeat(np.array([SOURCE_CODES[p] for p in parts], np.uint8), [counts[p] for p in parts])
+            out.create_dataset(SOURCE_KEY, data=source, maxshape=(None,), chunks=True)
+            for key, value in handles["train"].attrs.items():
+                out.attrs[key] = value
+            out.attrs["merged_from"] = " + ".join(f"{paths[p].name} ({counts[p]} samples)" for p in parts)
+            out.attrs[SOURCES_ATTR] = source_record(list(paths.values()))  # what the data is (sccl.provenance)
+    return image
 
 
 def merged_path(data_dir: Path, dataset: str | None = None) -> Path:

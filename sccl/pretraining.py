@@ -32,7 +32,7 @@ from sccl.model import RecurrentSNN
 from sccl.results import package_versions, read_json, torch_load, torch_save, write_csv, write_json
 from sccl.shape import resolve_groups
 from sccl.splits import Split, format_ids, make_batches, make_split
-from sccl.training import Dataset, accuracy, check_training_settings, raw_batches, train_epoch
+from sccl.training import Dataset, accuracy, check_training_settings, input_batches, raw_batches, train_epoch
 
 CSV_COLUMNS = ["epoch", "loss", "train_acc", "test_acc", "seconds"]
 # settings that may differ between an interrupted run and its resumption
@@ -209,14 +209,15 @@ def _pretrain(cfg: PretrainConfig, ds: Dataset, folder: Path, force: bool) -> Pa
     (folder / "model.pt").unlink(missing_ok=True)  # training more epochs: the old final model is not final
     write_json(folder / "config.json", config)
 
-    test_batches = raw_batches(ds, make_batches(test_idx, 256, drop_last=False), device)
-    valid_batches = (raw_batches(ds, make_batches(split["pretrain_valid"], 256, drop_last=False), device)
+    test_batches = input_batches(ds, make_batches(test_idx, 256, drop_last=False), device)
+    valid_batches = (input_batches(ds, make_batches(split["pretrain_valid"], 256, drop_last=False), device)
                      if split.has_validation else None)
-    fixed_train = None if cfg.shuffle else raw_batches(ds, _epoch_batches(train_idx, cfg, 0), device)
+    fixed_train = None if cfg.shuffle else input_batches(ds, _epoch_batches(train_idx, cfg, 0), device)
     n_batches = len(_epoch_batches(train_idx, cfg, 0))
     for epoch in range(start + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
-        batches = fixed_train if fixed_train is not None else raw_batches(ds, _epoch_batches(train_idx, cfg, epoch), device)
+        batches = fixed_train if fixed_train is not None else input_batches(ds, _epoch_batches(train_idx, cfg, epoch),
+                                                                            device)
         try:
             with tqdm(total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=cfg.quiet) as bar:
                 loss, train_acc = train_epoch(net, optimizer, batches, bar)

@@ -163,6 +163,35 @@ def raw_batches(ds: Dataset, index_batches: list[np.ndarray], device: torch.devi
     return out
 
 
+#: input batches held in memory at most (bytes); larger sets (SSC's training file) are built batch by batch, each
+#: time they are used: the same batches, a little slower (SCCL_BATCH_MEMORY_MB overrides it)
+BATCH_MEMORY_BYTES = int(float(os.environ.get("SCCL_BATCH_MEMORY_MB", 2048)) * 2**20)
+SPARSE_ENTRY_BYTES = 20  # a SparseInput entry: unit and bag (int64) and count (float32)
+
+
+class LazyBatches:
+    """Input batches built when iterated (every time), never all held: a sequence as :func:`raw_batches`'s list."""
+
+    def __init__(self, ds: "Dataset", index_batches: list[np.ndarray], device):
+        self.ds, self.index_batches, self.device = ds, index_batches, device
+
+    def __len__(self) -> int:
+        return len(self.index_batches)
+
+    def __iter__(self):
+        for idx in self.index_batches:
+            yield raw_batches(self.ds, [idx], self.device)[0]
+
+
+def input_batches(ds: "Dataset", index_batches: list[np.ndarray], device, budget: int | None = None):
+    """The batches built once (a list) when their estimated size fits ``budget`` (default
+    :data:`BATCH_MEMORY_BYTES`), else a :class:`LazyBatches`."""
+    budget = BATCH_MEMORY_BYTES if budget is None else budget
+    entries = np.diff(ds.binned.offsets)
+    estimate = SPARSE_ENTRY_BYTES * sum(int(entries[idx].sum()) for idx in index_batches)
+    return raw_batches(ds, index_batches, device) if estimate <= budget else LazyBatches(ds, index_batches, device)
+
+
 MAX_SEED = 2**31 - 1  # what every seeded generator here takes
 
 

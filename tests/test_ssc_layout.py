@@ -201,3 +201,38 @@ def test_without_validation_the_best_epoch_is_chosen_on_test_and_says_so(tmp_pat
     summary = read_json(folder / "summary.json")
     assert summary["best"]["selected_on"] == "test" and "valid_accuracy_matrix" not in summary
     assert "valid_all_acc" not in read_csv(folder / "epochs.csv")[0]
+
+
+def test_a_sweep_passes_max_time_to_the_pretraining_it_starts(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "sccl.cl_sweep", "--scenario", "progressive", "--strategies", "naive",
+                        "--data-dir", str(tmp_path / "none"), "--out-dir", str(tmp_path / "runs"), "--max-time",
+                        "auto", "--dry-run"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    pretrain, run_line = [line for line in r.stdout.splitlines() if "would run" in line]
+    assert "statedicts/pretrain.py" in pretrain and pretrain.endswith("--max-time auto")
+    assert "--max-time" not in run_line  # a run bins as its pretraining did
+
+
+def test_batches_too_large_to_hold_are_built_one_at_a_time_with_the_same_result(tmp_path, monkeypatch):
+    """SSC's training file does not fit in memory as built batches: over the budget they are built when used."""
+    import torch
+
+    import sccl.training
+    from sccl.training import LazyBatches, input_batches
+    from tests.test_any_layout import write_pair
+
+    ds = load_dataset(write_pair(tmp_path / "data", 4, range(3), reps=4))
+    index = [np.arange(8), np.arange(8, 16)]
+    assert isinstance(input_batches(ds, index, "cpu"), list)
+    lazy = input_batches(ds, index, "cpu", budget=0)
+    assert isinstance(lazy, LazyBatches) and len(lazy) == 2 and len(list(lazy)) == 2  # re-iterable
+    weights = {}
+    for budget in (None, 0):
+        if budget is not None:
+            monkeypatch.setattr(sccl.training, "BATCH_MEMORY_BYTES", budget)
+        folder = pretrain(PretrainConfig("class_incremental", 1, epochs=2, batch_size=8, quiet=True), ds,
+                          tmp_path / f"out{budget}")
+        weights[budget] = torch.load(folder / "model.pt", weights_only=True)
+        rows = read_csv(folder / "epochs.csv")
+    assert all(torch.equal(weights[None][k], weights[0][k]) for k in weights[None])
+    assert len(rows) == 2
