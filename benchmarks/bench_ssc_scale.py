@@ -10,8 +10,10 @@ published; ``--spikes`` sets it (default 8,000, SHD's estimated mean), and times
 spikes rarely share a (step, channel) bin, so the binned data hold about as many entries as spikes: an upper bound
 for real speech, whose spikes come in bursts.
 
-Every stage runs in its own process, so its peak resident memory (``ru_maxrss``) is its own:
+Every stage runs in its own process, started from this small one, so its peak resident memory (``ru_maxrss``) is
+its own:
 
+    write      the three files (not a toolkit step: the data are made here)
     merge      python heidelberg_unite_datasets.py --dataset ssc (the three files -> ssc_merged.h5)
     bin        the first load: validation, binning, the bins cache written
     cached     a later load, from the cache
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -50,7 +53,7 @@ def write_parts(folder: Path, scale: float, spikes: int, seed: int) -> dict:
     for part, n in SSC_SAMPLES.items():
         n = max(NB_CLASSES, int(round(n * scale)))
         counts = rng.integers(spikes // 2, spikes * 3 // 2 + 1, n)
-        flat_t = np.sort(rng.uniform(0, DURATION, int(counts.sum())).astype(np.float16))  # sorted within samples
+        flat_t = rng.uniform(0, DURATION, int(counts.sum())).astype(np.float16)  # sorted within each sample below
         flat_u = rng.integers(0, NB_UNITS, int(counts.sum())).astype(np.uint16)
         cuts = np.cumsum(counts)[:-1]
         times, units = np.empty(n, object), np.empty(n, object)
@@ -60,7 +63,7 @@ def write_parts(folder: Path, scale: float, spikes: int, seed: int) -> dict:
         write_shd(folder / f"ssc_{part}.h5", SHDData(times, units, rng.integers(0, NB_CLASSES, n),
                                                      rng.integers(0, 200, n), keys=keys))
         total += n
-    return {"samples": total, "spikes": None}
+    return {"samples": total}
 
 
 def stage(name: str, data_dir: str, threads: int) -> dict:
@@ -73,7 +76,10 @@ def stage(name: str, data_dir: str, threads: int) -> dict:
     data_dir = Path(data_dir)
     out: dict = {}
     t0 = time.perf_counter()
-    if name == "merge":
+    if name == "write":
+        out.update(write_parts(data_dir, float(os.environ["BENCH_SCALE"]), int(os.environ["BENCH_SPIKES"]),
+                               int(os.environ["BENCH_SEED"])))
+    elif name == "merge":
         subprocess.run([sys.executable, str(ROOT / "heidelberg_unite_datasets.py"), "--dataset", "ssc", "--force",
                         "--data-dir", str(data_dir)], check=True, capture_output=True)
         out["rss_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -143,13 +149,12 @@ def main(argv=None) -> int:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.work_dir or tmp) / "ssc"
-        t0 = time.perf_counter()
-        info = write_parts(folder, args.scale, args.spikes, args.seed)
-        print(f"wrote {info['samples']} samples in SSC's layout ({time.perf_counter() - t0:.0f} s)", flush=True)
         results = {}
-        for name in ("merge", "bin", "cached", "epoch", "replay"):
-            r = subprocess.run([sys.executable, __file__, "--stage", name, "--work-dir", str(folder),
-                                "--threads", str(args.threads)], capture_output=True, text=True)
+        env = {**os.environ, "BENCH_SCALE": str(args.scale), "BENCH_SPIKES": str(args.spikes),
+               "BENCH_SEED": str(args.seed)}
+        for name in ("write", "merge", "bin", "cached", "epoch", "replay"):  # this process stays small: a stage's
+            r = subprocess.run([sys.executable, __file__, "--stage", name, "--work-dir", str(folder),  # peak is its own
+                                "--threads", str(args.threads)], capture_output=True, text=True, env=env)
             if r.returncode:
                 print(r.stderr[-3000:], file=sys.stderr)
                 return 1

@@ -166,7 +166,7 @@ def raw_batches(ds: Dataset, index_batches: list[np.ndarray], device: torch.devi
 #: input batches held in memory at most (bytes); larger sets (SSC's training file) are built batch by batch, each
 #: time they are used: the same batches, a little slower (SCCL_BATCH_MEMORY_MB overrides it)
 BATCH_MEMORY_BYTES = int(float(os.environ.get("SCCL_BATCH_MEMORY_MB", 2048)) * 2**20)
-SPARSE_ENTRY_BYTES = 20  # a SparseInput entry: unit and bag (int64) and count (float32)
+SPARSE_ENTRY_BYTES = 28  # bytes per entry of a built batch (its tensors), measured by benchmarks/bench_ssc_scale.py
 
 
 class LazyBatches:
