@@ -355,7 +355,8 @@ def bin_spikes(
 ) -> BinnedSpikes:
     """Bin every sample, vectorised over chunks of samples: each spike gets the key
     (sample, step, unit) as one uint32, the keys are sorted, and each run of equal keys is one count.
-    ``nb_units``: the channel count (default: SHD's, or more when a unit id is higher)."""
+    ``nb_units``: the channel count (default: SHD's, or more when a unit id is higher). ``times`` and ``units`` may
+    be the file's h5py datasets: each chunk is then read when it is binned."""
     if nb_steps < 2 or nb_steps > 256:
         raise DataError(f"nb_steps must be in [2, 256], got {nb_steps}")
     if not max_time > 0:
@@ -406,6 +407,18 @@ def bin_spikes(
     )
 
 
+def _bin_file(path: Path, nb_steps: int, max_time: float, nb_units: int) -> BinnedSpikes:
+    """Validate the file (spikes read in chunks), then bin it straight from the file, a few hundred samples at a
+    time: the spikes are never all in memory (SSC's would take several GiB)."""
+    load_shd_tables(path)
+    try:
+        with h5py.File(path, "r") as f:
+            return bin_spikes(f["spikes/times"], f["spikes/units"], nb_steps, max_time, nb_units=nb_units)
+    except H5_ERRORS as exc:
+        raise DataError(f"{path}: damaged HDF5 file, could not read the spikes ({damage_reason(exc)}); replace it "
+                        "(download, merge or generate it again)") from None
+
+
 def load_binned(
     path: str | os.PathLike, data: SHDData | None = None, nb_steps: int = NB_STEPS, max_time: float = MAX_TIME,
     use_cache: bool = True, nb_units: int | None = None,
@@ -422,8 +435,9 @@ def load_binned(
             return BinnedSpikes(z["offsets"], z["steps"], z["units"], z["counts"], nb_steps, max_time,
                                 int(z["dropped"]), channel_count(nb_units))
     if data is None:
-        data = load_shd(path)
-    binned = bin_spikes(data.times, data.units, nb_steps, max_time, nb_units=channel_count(nb_units))
+        binned = _bin_file(path, nb_steps, max_time, channel_count(nb_units))
+    else:
+        binned = bin_spikes(data.times, data.units, nb_steps, max_time, nb_units=channel_count(nb_units))
     if use_cache:
         write_cache(cache, stamp, binned.offsets, binned.steps, binned.units, binned.counts, binned.dropped)
     return binned

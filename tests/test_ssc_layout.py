@@ -236,3 +236,14 @@ def test_batches_too_large_to_hold_are_built_one_at_a_time_with_the_same_result(
         rows = read_csv(folder / "epochs.csv")
     assert all(torch.equal(weights[None][k], weights[0][k]) for k in weights[None])
     assert len(rows) == 2
+
+
+def test_binning_straight_from_the_file_equals_binning_the_loaded_spikes(ssc):
+    from sccl.data import bin_spikes, load_binned
+
+    data = load_shd(ssc)
+    streamed = load_binned(ssc, nb_steps=50, max_time=0.9, use_cache=False, nb_units=700)
+    loaded = bin_spikes(data.times, data.units, 50, 0.9, nb_units=700)
+    for name in ("offsets", "steps", "units", "counts"):
+        np.testing.assert_array_equal(getattr(streamed, name), getattr(loaded, name))
+    assert streamed.dropped == loaded.dropped > 0
