@@ -31,7 +31,8 @@ from sccl.scenarios import HELD_OUT_FLAG, Scenario, from_split
 from sccl.splits import make_batches
 from sccl.strategies import Strategy, get_strategy
 from sccl.strategies.replaying import ReplayStrategy
-from sccl.training import Batch, Dataset, accuracy, check_training_settings, predict, raw_batches, train_epoch
+from sccl.training import (Batch, Dataset, accuracy, check_training_settings, input_batches, predict, raw_batches,
+                           train_epoch)
 
 EVAL_BATCH = 256
 
@@ -99,11 +100,15 @@ class RunLog:
 
 
 def cached_batches(net, ds: Dataset, index_batches, depth: int | None, device) -> list[Batch]:
-    """Raw batches, or (depth given) the frozen prefix's activity on them, computed once, time-major."""
-    raw = raw_batches(ds, index_batches, device)
+    """Raw batches, or (depth given) the frozen prefix's activity on them, computed once, time-major (each raw
+    batch built only while its activity is computed: they are not all held at once)."""
     if depth is None:
-        return raw
-    return [Batch(net.activity_time_major(b.x, depth), b.y, from_depth=depth, time_major=True) for b in raw]
+        return raw_batches(ds, index_batches, device)
+    out = []
+    for idx in index_batches:
+        raw = raw_batches(ds, [idx], device)[0]
+        out.append(Batch(net.activity_time_major(raw.x, depth), raw.y, from_depth=depth, time_major=True))
+    return out
 
 
 def reinit_readout_column(net, column: int, seed: int) -> None:
@@ -122,9 +127,10 @@ class Evaluator:
     def __init__(self, net, ds: Dataset, scenario: Scenario, depth: int | None, device, part: str = "test"):
         self.net = net
         sets = [getattr(task, part) for task in scenario.tasks]
-        self.batches = [b for idx in sets
-                        for b in cached_batches(net, ds, make_batches(idx, EVAL_BATCH, drop_last=False), depth,
-                                                device)]
+        index = [b for idx in sets for b in make_batches(idx, EVAL_BATCH, drop_last=False)]
+        # raw input over the memory budget (SSC's test set) is built at each evaluation instead of held
+        self.batches = input_batches(ds, index, device) if depth is None else cached_batches(net, ds, index, depth,
+                                                                                              device)
         self.counts = np.array([len(idx) for idx in sets], dtype=np.int64)
         self.task_of = np.repeat(np.arange(len(scenario.tasks)), self.counts)
 
@@ -263,6 +269,7 @@ def _run(cfg: RunConfig, cls: type[Strategy], ds: Dataset, pre_dir: Path, folder
                      {})
     strategy = cls(cfg, ctx)
     strategy.end_task(0)
+    ctx.task_batches.pop(0, None)  # the pretraining set's batches, if the strategy used them: no later task does
     replay = strategy.replay_batches()
     replay_acc = accuracy(net, replay) if replay else float("nan")
     if replay:
