@@ -48,7 +48,6 @@ from sccl.errors import DataError
 DEFAULT_BASE_URL = "https://zenkelab.org/datasets/"
 ENV_URL = "SCCL_SHD_URL"
 MD5SUMS_NAME = "md5sums.txt"
-SHD_NAMES = tuple(name[: -len(".h5")] for name in part_files("shd"))
 TIMEOUT_S = 60.0
 CHUNK = 1 << 20
 _MAX_MD5SUMS_BYTES = 1 << 20
