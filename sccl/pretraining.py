@@ -32,7 +32,7 @@ from sccl.model import RecurrentSNN
 from sccl.results import package_versions, read_json, torch_load, torch_save, write_csv, write_json
 from sccl.shape import resolve_groups
 from sccl.splits import Split, format_ids, make_batches, make_split
-from sccl.training import Dataset, accuracy, check_training_settings, input_batches, raw_batches, train_epoch
+from sccl.training import Dataset, accuracy, check_training_settings, input_batches, train_epoch
 
 CSV_COLUMNS = ["epoch", "loss", "train_acc", "test_acc", "seconds"]
 # settings that may differ between an interrupted run and its resumption

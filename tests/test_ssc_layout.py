@@ -20,7 +20,7 @@ from sccl.engine import run
 from sccl.errors import ConfigError, DataError
 from sccl.merge import ensure_merged, merge_folder
 from sccl.pretraining import PretrainConfig, pretrain
-from sccl.provenance import OFFICIAL_URL, data_label
+from sccl.provenance import OFFICIAL_URL
 from sccl.results import read_csv, read_json
 from sccl.runs import RunConfig
 from sccl.splits import VALID_FRACTION, make_split
