@@ -118,7 +118,7 @@ def shd_image(data: SHDData, attrs: dict | None = None) -> bytes:
         _vlen_dataset(f, "spikes/units", data.units, np.uint16)
         _plain_dataset(f, "labels", np.asarray(data.labels, dtype=np.uint16))
         _plain_dataset(f, "extra/speaker", np.asarray(data.speakers, dtype=np.uint16))
-        nb_classes = int(np.max(data.labels, initial=-1)) + 1
+        nb_classes = int(np.max(data.labels)) + 1 if len(data.labels) else 0  # any integer dtype
         keys = data.keys if data.keys is not None else np.array([k.encode("ascii") for k in default_keys(nb_classes)])
         _plain_dataset(f, "extra/keys", np.asarray(keys))
         if data.source is not None:
@@ -267,6 +267,23 @@ def _read_checked(path: Path, keep_spikes: bool) -> SHDData:
     if not keep_spikes:
         times = units = np.empty(0, object)
     return SHDData(times, units, labels, speakers, path=path, source=source, keys=keys, meta=meta, attrs=attrs)
+
+
+def last_spike_time(path: str | os.PathLike) -> float:
+    """The latest spike time in the file (0.0 if it has none), once the file is validated; its spikes are read
+    ``CHECK_CHUNK`` samples at a time, so memory stays bounded at SSC's size."""
+    path = Path(path)
+    load_shd_tables(path)
+    last = 0.0
+    try:
+        with h5py.File(path, "r") as f:
+            times = f["spikes/times"]
+            for start in range(0, len(times), CHECK_CHUNK):
+                last = max([last] + [float(np.max(t)) for t in times[start:start + CHECK_CHUNK] if len(t)])
+    except H5_ERRORS as exc:
+        raise DataError(f"{path}: damaged HDF5 file, could not read the spikes ({damage_reason(exc)}); replace it "
+                        "(download, merge or generate it again)") from None
+    return last
 
 
 def _check_tables(path: Path, labels, speakers, keys, meta: dict, attrs: dict) -> tuple[np.ndarray, np.ndarray, int]:

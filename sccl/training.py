@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sccl.data import (MAX_TIME, NB_STEPS, SOURCE_KEY, UNITS_ATTR, BinnedSpikes, file_sha256, load_binned,
-                       load_shd)
+from sccl.data import (MAX_TIME, NB_STEPS, SOURCE_KEY, UNITS_ATTR, BinnedSpikes, file_sha256, last_spike_time,
+                       load_binned)
 from sccl.errors import ConfigError, DataError, TrainingDiverged
 from sccl.model import SparseInput
 from sccl.provenance import SYNTHETIC_LABEL, data_label
@@ -74,10 +74,6 @@ def _read_sample_info(path: Path):
 AUTO = "auto"
 
 
-def _last_spike(data) -> float:
-    return max((float(np.max(t)) for t in data.times if len(t)), default=0.0)
-
-
 def auto_max_time(last_spike: float) -> float:
     """The smallest whole millisecond above the last spike: a window that keeps every spike."""
     return (math.floor(last_spike * 1000) + 1) / 1000
@@ -102,11 +98,9 @@ def load_dataset(path: str | os.PathLike, nb_steps: int = NB_STEPS, max_time: fl
     path = Path(path)
     if max_time is None:
         max_time = MAX_TIME
-    data = None
     if max_time == AUTO:
-        data = load_shd(path)  # validates the file
-        max_time = auto_max_time(_last_spike(data))
-    binned = load_binned(path, data, nb_steps=nb_steps, max_time=max_time, nb_units=_declared_units(path))
+        max_time = auto_max_time(last_spike_time(path))  # validates the file, spikes read in chunks
+    binned = load_binned(path, None, nb_steps=nb_steps, max_time=max_time, nb_units=_declared_units(path))
     labels, speakers, source, keys, attrs, speaker_table = _read_sample_info(path)
     if len(labels) != len(binned):
         raise DataError(f"{path}: {len(labels)} labels but {len(binned)} binned samples (stale cache?)")
