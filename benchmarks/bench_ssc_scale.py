@@ -17,6 +17,7 @@ its own:
     merge      python heidelberg_unite_datasets.py --dataset ssc (the three files -> ssc_merged.h5)
     bin        the first load: validation, binning, the bins cache written
     cached     a later load, from the cache
+    auto       ``--max-time auto``'s pass over the file: validation and its last spike time (spikes read in chunks)
     epoch      one training epoch over the official training file (all 35 keywords), batch 64, one thread;
                the batches built one at a time when used (as pretraining does above SCCL_BATCH_MEMORY_MB)
     replay     the latent-replay memory of the sequence "25 keywords, then 5 and 5" at depth 1: one batch of 64 per
@@ -42,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 SSC_SAMPLES = {"train": 75466, "valid": 9981, "test": 20382}
 NB_CLASSES, NB_UNITS, DURATION = 35, 700, 1.0
+STAGES = ("write", "merge", "bin", "cached", "auto", "epoch", "replay")
 
 
 def write_parts(folder: Path, scale: float, spikes: int, seed: int) -> dict:
@@ -89,6 +91,11 @@ def stage(name: str, data_dir: str, threads: int) -> dict:
         out["entries"] = int(len(ds.binned.units))
         caches = list(data_dir.glob("*.bins*"))
         out["cache_mib"] = sum(p.stat().st_size for p in caches) / 2**20
+    elif name == "auto":
+        from sccl.data import last_spike_time
+        from sccl.training import auto_max_time
+
+        out["max_time"] = auto_max_time(last_spike_time(data_dir / "ssc_merged.h5"))
     elif name == "epoch":
         from sccl.model import RecurrentSNN
         from sccl.splits import make_batches
@@ -142,8 +149,15 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work-dir", default=None, help="where the files go (default: a temporary folder, removed)")
+    p.add_argument("--stages", default=",".join(STAGES),
+                   help="comma-separated stages to run, in order (default: all); a later stage needs the files of "
+                        "the earlier ones, so name a --work-dir to run them in several calls")
     p.add_argument("--stage", default=None, help=argparse.SUPPRESS)  # internal: run one stage, print JSON
     args = p.parse_args(argv)
+    stages = [s for s in args.stages.split(",") if s]
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        p.error(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
     if args.stage:
         print(json.dumps(stage(args.stage, args.work_dir, args.threads)))
         return 0
@@ -152,7 +166,7 @@ def main(argv=None) -> int:
         results = {}
         env = {**os.environ, "BENCH_SCALE": str(args.scale), "BENCH_SPIKES": str(args.spikes),
                "BENCH_SEED": str(args.seed)}
-        for name in ("write", "merge", "bin", "cached", "epoch", "replay"):  # this process stays small: a stage's
+        for name in stages:  # this process stays small: a stage's
             r = subprocess.run([sys.executable, __file__, "--stage", name, "--work-dir", str(folder),  # peak is its own
                                 "--threads", str(args.threads)], capture_output=True, text=True, env=env)
             if r.returncode:

@@ -208,7 +208,7 @@ def _check_range(path: Path, key: str, values: np.ndarray, high: int) -> np.ndar
     return values.astype(np.int64)
 
 
-CHECK_CHUNK = 8192  # samples read at a time by load_shd_tables
+CHECK_CHUNK = 1024  # samples read at a time by load_shd_tables (SSC-like 8k-spike samples: ~250 MiB of temporaries)
 
 
 def load_shd(path: str | os.PathLike) -> SHDData:
