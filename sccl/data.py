@@ -78,6 +78,7 @@ class SHDData:
     keys: np.ndarray | None = None
     meta: dict[str, np.ndarray] = field(default_factory=dict)
     attrs: dict = field(default_factory=dict)  # the file's attributes (description, nb_units, sources)
+    nb_spikes: int | None = None  # the file's spike count, counted by validation (None: not counted)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -163,8 +164,9 @@ def _first_bad(mask: np.ndarray) -> int:
 
 
 def _check_sample_arrays(path: Path, times: np.ndarray, units: np.ndarray, n: int, nb_units: int,
-                         first: int = 0) -> None:
-    """Check samples ``first .. first + n - 1`` (the arrays hold those; errors name the file's sample ids)."""
+                         first: int = 0) -> int:
+    """Check samples ``first .. first + n - 1`` (the arrays hold those; errors name the file's sample ids);
+    returns their spike count."""
     for key, arr in (("spikes/times", times), ("spikes/units", units)):
         if len(arr) != n:
             raise DataError(f"{path}: '{key}' holds {len(arr)} samples but 'labels' holds {n}")
@@ -177,7 +179,7 @@ def _check_sample_arrays(path: Path, times: np.ndarray, units: np.ndarray, n: in
             "spikes)"
         )
     if n == 0 or lt.sum() == 0:
-        return
+        return 0
     sample_of = first + np.repeat(np.arange(n), lt)
     all_t = np.concatenate(list(times)).astype(np.float64)
     all_u = np.concatenate(list(units))
@@ -196,6 +198,7 @@ def _check_sample_arrays(path: Path, times: np.ndarray, units: np.ndarray, n: in
             f"{path}: 'spikes/units' has unit {all_u[j]} outside [0, {nb_units}) in sample {sample_of[j]} (a file "
             f"with more channels declares them in its '{UNITS_ATTR}' attribute)"
         )
+    return len(all_t)
 
 
 def _check_range(path: Path, key: str, values: np.ndarray, high: int) -> np.ndarray:
@@ -254,9 +257,11 @@ def _read_checked(path: Path, keep_spikes: bool) -> SHDData:
                     raise DataError(f"{path}: '{key}' holds {len(ds)} samples but 'labels' holds {n}")
             # checked CHECK_CHUNK samples at a time: the checks' temporaries stay small at any file size
             times, units = (times_ds[:], units_ds[:]) if keep_spikes else (times_ds, units_ds)
+            nb_spikes = 0
             for start in range(0, n, CHECK_CHUNK):
                 stop = min(n, start + CHECK_CHUNK)
-                _check_sample_arrays(path, times[start:stop], units[start:stop], stop - start, nb_units, first=start)
+                nb_spikes += _check_sample_arrays(path, times[start:stop], units[start:stop], stop - start, nb_units,
+                                                  first=start)
         except H5_ERRORS as exc:
             raise DataError(f"{path}: damaged HDF5 file, could not read the SHD datasets ({damage_reason(exc)}); "
                             "replace it (download, merge or generate it again)") from None
@@ -266,7 +271,8 @@ def _read_checked(path: Path, keep_spikes: bool) -> SHDData:
         source = _check_range(path, SOURCE_KEY, source, len(SOURCE_NAMES))
     if not keep_spikes:
         times = units = np.empty(0, object)
-    return SHDData(times, units, labels, speakers, path=path, source=source, keys=keys, meta=meta, attrs=attrs)
+    return SHDData(times, units, labels, speakers, path=path, source=source, keys=keys, meta=meta, attrs=attrs,
+                   nb_spikes=nb_spikes)
 
 
 def last_spike_time(path: str | os.PathLike) -> float:
@@ -368,12 +374,15 @@ class BinnedSpikes:
 
 def bin_spikes(
     times: np.ndarray, units: np.ndarray, nb_steps: int = NB_STEPS, max_time: float = MAX_TIME, chunk: int = 256,
-    nb_units: int | None = None,
+    nb_units: int | None = None, nb_spikes: int | None = None,
 ) -> BinnedSpikes:
     """Bin every sample, vectorised over chunks of samples: each spike gets the key
     (sample, step, unit) as one uint32, the keys are sorted, and each run of equal keys is one count.
     ``nb_units``: the channel count (default: SHD's, or more when a unit id is higher). ``times`` and ``units`` may
-    be the file's h5py datasets: each chunk is then read when it is binned."""
+    be the file's h5py datasets: each chunk is then read when it is binned. ``nb_spikes`` (the spike count, counted
+    here when not given) bounds the binned entries: the output is allocated once at that size and only its filled
+    part is ever touched, so the peak memory is the binned set itself (growing lists of parts joined at the end
+    took twice that, the freed parts staying in the allocator's heap)."""
     if nb_steps < 2 or nb_steps > 256:
         raise DataError(f"nb_steps must be in [2, 256], got {nb_steps}")
     if not max_time > 0:
@@ -385,7 +394,11 @@ def bin_spikes(
     cells = nb_steps * nb_units
     chunk = max(1, min(chunk, (2**32 - 1) // cells))
     per_sample = np.zeros(n + 1, dtype=np.int64)
-    steps, unit_parts, counts = [], [], []
+    if nb_spikes is None:
+        nb_spikes = sum(len(t) for lo in range(0, n, chunk) for t in times[lo:lo + chunk])
+    # np.empty of a large size maps fresh pages: the unfilled tail past the last entry is never made resident
+    steps, unit_ids, counts = (np.empty(nb_spikes, dtype) for dtype in (np.uint8, np.uint16, np.uint8))
+    filled = 0
     dropped = 0
     for lo in range(0, n, chunk):
         hi = min(n, lo + chunk)
@@ -410,27 +423,24 @@ def bin_spikes(
         sample_nz, rest = np.divmod(key[starts], np.uint32(cells))
         step_nz, unit_nz = np.divmod(rest, np.uint32(nb_units))
         per_sample[lo + 1 : hi + 1] = np.bincount(sample_nz, minlength=hi - lo)
-        steps.append(step_nz.astype(np.uint8))
-        unit_parts.append(unit_nz.astype(np.uint16))
-        counts.append(run.astype(np.uint8))
+        end = filled + len(starts)
+        if end > nb_spikes:
+            raise DataError(f"nb_spikes={nb_spikes} is fewer than the spikes binned (samples 0..{hi - 1})")
+        steps[filled:end], unit_ids[filled:end], counts[filled:end] = step_nz, unit_nz, run
+        filled = end
     offsets = np.cumsum(per_sample)
-
-    def cat(parts, dtype):
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
-
-    return BinnedSpikes(
-        offsets, cat(steps, np.uint8), cat(unit_parts, np.uint16), cat(counts, np.uint8),
-        nb_steps, float(max_time), dropped, int(nb_units),
-    )
+    return BinnedSpikes(offsets, steps[:filled], unit_ids[:filled], counts[:filled], nb_steps, float(max_time), dropped,
+                        int(nb_units))
 
 
 def _bin_file(path: Path, nb_steps: int, max_time: float, nb_units: int) -> BinnedSpikes:
     """Validate the file (spikes read in chunks), then bin it straight from the file, a few hundred samples at a
     time: the spikes are never all in memory (SSC's would take several GiB)."""
-    load_shd_tables(path)
+    nb_spikes = load_shd_tables(path).nb_spikes
     try:
         with h5py.File(path, "r") as f:
-            return bin_spikes(f["spikes/times"], f["spikes/units"], nb_steps, max_time, nb_units=nb_units)
+            return bin_spikes(f["spikes/times"], f["spikes/units"], nb_steps, max_time, nb_units=nb_units,
+                              nb_spikes=nb_spikes)
     except H5_ERRORS as exc:
         raise DataError(f"{path}: damaged HDF5 file, could not read the spikes ({damage_reason(exc)}); replace it "
                         "(download, merge or generate it again)") from None

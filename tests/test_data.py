@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import random_shd
-from sccl.data import (MAX_TIME, NB_STEPS, bin_spikes, cache_path_for, load_binned, load_shd, write_shd)
+from sccl.data import (MAX_TIME, NB_STEPS, bin_spikes, cache_path_for, load_binned, load_shd, load_shd_tables,
+                       write_shd)
 from sccl.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,6 +123,20 @@ def test_binning_counts_equal_reference_digitize_loop():
     assert b.dropped == dropped > 0
     bp, st, un, ct = b.coo([2, 5])
     assert set(bp) == {0, 1} and ct.min() >= 1
+
+
+def test_binning_into_a_spike_count_bound_and_a_bound_too_small_refused(tmp_path):
+    data = random_shd(40, seed=3, max_time=1.6)
+    total = int(sum(len(t) for t in data.times))
+    write_shd(tmp_path / "f.h5", data)
+    assert load_shd_tables(tmp_path / "f.h5").nb_spikes == total  # counted by the validation
+    counted = bin_spikes(data.times, data.units, chunk=7)
+    bounded = bin_spikes(data.times, data.units, chunk=7, nb_spikes=total + 1000)
+    for name in ("offsets", "steps", "units", "counts"):
+        np.testing.assert_array_equal(getattr(bounded, name), getattr(counted, name))
+    assert len(counted.units) < total  # some spikes share a bin or are dropped: fewer entries than spikes
+    with pytest.raises(DataError, match="fewer than the spikes binned"):
+        bin_spikes(data.times, data.units, chunk=7, nb_spikes=len(counted.units) - 1)
 
 
 def test_binning_cache_reused_and_invalidated(tmp_path):
