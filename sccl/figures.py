@@ -221,7 +221,8 @@ def fig5b(records, stem) -> tuple[list[Path], str]:
 def accuracy_vs_memory(records, stem) -> tuple[list[Path], str]:
     panels = _panels(records, TWO_TASK, lambda r: r["variant"] in MEMORY_STYLE and number(r["row"]["memory_bytes"]) > 0)
     if not panels:
-        raise Skip("no rehearsal or latent-replay runs with a stored memory")
+        raise Skip("no sample- or class-incremental rehearsal or latent-replay runs with a stored memory (every "
+                   "scenario's memory: methods_accuracy_vs_bytes)")
     with _style():
         fig = _figure((6.0 * len(panels), 4.8))
         for ax, (scenario, runs) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
