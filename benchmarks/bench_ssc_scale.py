@@ -92,10 +92,10 @@ def stage(name: str, data_dir: str, threads: int) -> dict:
         caches = list(data_dir.glob("*.bins*"))
         out["cache_mib"] = sum(p.stat().st_size for p in caches) / 2**20
     elif name == "auto":
-        from sccl.data import last_spike_time
+        from sccl.data import load_shd_tables
         from sccl.training import auto_max_time
 
-        out["max_time"] = auto_max_time(last_spike_time(data_dir / "ssc_merged.h5"))
+        out["max_time"] = auto_max_time(load_shd_tables(data_dir / "ssc_merged.h5").last_spike)
     elif name == "epoch":
         from sccl.model import RecurrentSNN
         from sccl.splits import make_batches

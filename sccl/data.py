@@ -78,7 +78,8 @@ class SHDData:
     keys: np.ndarray | None = None
     meta: dict[str, np.ndarray] = field(default_factory=dict)
     attrs: dict = field(default_factory=dict)  # the file's attributes (description, nb_units, sources)
-    nb_spikes: int | None = None  # the file's spike count, counted by validation (None: not counted)
+    nb_spikes: int | None = None  # the file's spike count and latest spike time (0.0 without spikes), found by the
+    last_spike: float | None = None  # validation as it reads every spike (None: not validated)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -164,9 +165,9 @@ def _first_bad(mask: np.ndarray) -> int:
 
 
 def _check_sample_arrays(path: Path, times: np.ndarray, units: np.ndarray, n: int, nb_units: int,
-                         first: int = 0) -> int:
+                         first: int = 0) -> tuple[int, float]:
     """Check samples ``first .. first + n - 1`` (the arrays hold those; errors name the file's sample ids);
-    returns their spike count."""
+    returns their spike count and latest spike time."""
     for key, arr in (("spikes/times", times), ("spikes/units", units)):
         if len(arr) != n:
             raise DataError(f"{path}: '{key}' holds {len(arr)} samples but 'labels' holds {n}")
@@ -179,7 +180,7 @@ def _check_sample_arrays(path: Path, times: np.ndarray, units: np.ndarray, n: in
             "spikes)"
         )
     if n == 0 or lt.sum() == 0:
-        return 0
+        return 0, 0.0
     sample_of = first + np.repeat(np.arange(n), lt)
     all_t = np.concatenate(list(times)).astype(np.float64)
     all_u = np.concatenate(list(units))
@@ -198,7 +199,7 @@ def _check_sample_arrays(path: Path, times: np.ndarray, units: np.ndarray, n: in
             f"{path}: 'spikes/units' has unit {all_u[j]} outside [0, {nb_units}) in sample {sample_of[j]} (a file "
             f"with more channels declares them in its '{UNITS_ATTR}' attribute)"
         )
-    return len(all_t)
+    return len(all_t), float(all_t.max())
 
 
 def _check_range(path: Path, key: str, values: np.ndarray, high: int) -> np.ndarray:
@@ -257,11 +258,12 @@ def _read_checked(path: Path, keep_spikes: bool) -> SHDData:
                     raise DataError(f"{path}: '{key}' holds {len(ds)} samples but 'labels' holds {n}")
             # checked CHECK_CHUNK samples at a time: the checks' temporaries stay small at any file size
             times, units = (times_ds[:], units_ds[:]) if keep_spikes else (times_ds, units_ds)
-            nb_spikes = 0
+            nb_spikes, last_spike = 0, 0.0
             for start in range(0, n, CHECK_CHUNK):
                 stop = min(n, start + CHECK_CHUNK)
-                nb_spikes += _check_sample_arrays(path, times[start:stop], units[start:stop], stop - start, nb_units,
-                                                  first=start)
+                count, last = _check_sample_arrays(path, times[start:stop], units[start:stop], stop - start, nb_units,
+                                                   first=start)
+                nb_spikes, last_spike = nb_spikes + count, max(last_spike, last)
         except H5_ERRORS as exc:
             raise DataError(f"{path}: damaged HDF5 file, could not read the SHD datasets ({damage_reason(exc)}); "
                             "replace it (download, merge or generate it again)") from None
@@ -272,24 +274,7 @@ def _read_checked(path: Path, keep_spikes: bool) -> SHDData:
     if not keep_spikes:
         times = units = np.empty(0, object)
     return SHDData(times, units, labels, speakers, path=path, source=source, keys=keys, meta=meta, attrs=attrs,
-                   nb_spikes=nb_spikes)
-
-
-def last_spike_time(path: str | os.PathLike) -> float:
-    """The latest spike time in the file (0.0 if it has none), once the file is validated; its spikes are read
-    ``CHECK_CHUNK`` samples at a time, so memory stays bounded at SSC's size."""
-    path = Path(path)
-    load_shd_tables(path)
-    last = 0.0
-    try:
-        with h5py.File(path, "r") as f:
-            times = f["spikes/times"]
-            for start in range(0, len(times), CHECK_CHUNK):
-                last = max([last] + [float(np.max(t)) for t in times[start:start + CHECK_CHUNK] if len(t)])
-    except H5_ERRORS as exc:
-        raise DataError(f"{path}: damaged HDF5 file, could not read the spikes ({damage_reason(exc)}); replace it "
-                        "(download, merge or generate it again)") from None
-    return last
+                   nb_spikes=nb_spikes, last_spike=last_spike)
 
 
 def _check_tables(path: Path, labels, speakers, keys, meta: dict, attrs: dict) -> tuple[np.ndarray, np.ndarray, int]:

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sccl.data import (MAX_TIME, NB_STEPS, SOURCE_KEY, UNITS_ATTR, BinnedSpikes, file_sha256, last_spike_time,
-                       load_binned)
+from sccl.data import (MAX_TIME, NB_STEPS, SOURCE_KEY, UNITS_ATTR, BinnedSpikes, file_sha256, load_binned,
+                       load_shd_tables)
 from sccl.errors import ConfigError, DataError, TrainingDiverged
 from sccl.model import SparseInput
 from sccl.provenance import SYNTHETIC_LABEL, data_label
@@ -99,7 +99,7 @@ def load_dataset(path: str | os.PathLike, nb_steps: int = NB_STEPS, max_time: fl
     if max_time is None:
         max_time = MAX_TIME
     if max_time == AUTO:
-        max_time = auto_max_time(last_spike_time(path))  # validates the file, spikes read in chunks
+        max_time = auto_max_time(load_shd_tables(path).last_spike)  # validates the file, spikes read in chunks
     binned = load_binned(path, None, nb_steps=nb_steps, max_time=max_time, nb_units=_declared_units(path))
     labels, speakers, source, keys, attrs, speaker_table = _read_sample_info(path)
     if len(labels) != len(binned):

@@ -11,8 +11,7 @@ import pytest
 from sccl.cl_sweep import add_sweep_flags, expand
 from sccl.cli import run_cli
 from sccl.continual_cli import main_any
-import sccl.data
-from sccl.data import SHDData, file_sha256, last_spike_time, load_shd, write_shd
+from sccl.data import SHDData, file_sha256, load_shd, load_shd_tables, write_shd
 from sccl.engine import run
 from sccl.errors import ConfigError
 from sccl.merge import ensure_merged
@@ -196,13 +195,13 @@ def test_max_time_auto_keeps_every_spike(tmp_path):
 def test_last_spike_time_read_in_chunks_equals_the_whole_files(tmp_path, monkeypatch):
     path = write_pair(tmp_path / "d", 4, range(3), max_time=2.5)
     whole = max(float(np.max(t)) for t in load_shd(path).times if len(t))
-    monkeypatch.setattr(sccl.data, "CHECK_CHUNK", 3)  # many chunks, the last one partial
-    assert last_spike_time(path) == whole
+    monkeypatch.setattr("sccl.data.CHECK_CHUNK", 3)  # many chunks, the last one partial
+    assert load_shd_tables(path).last_spike == whole
     empty = tmp_path / "empty.h5"
     write_shd(empty, SHDData(np.array([np.zeros(0, np.float16)] * 2, dtype=object),
                              np.array([np.zeros(0, np.uint16)] * 2, dtype=object), np.zeros(2, np.uint8),
                              np.zeros(2, np.uint16)))
-    assert last_spike_time(empty) == 0.0
+    assert load_shd_tables(empty).last_spike == 0.0
 
 
 def test_report_of_a_ten_class_run_names_ten_classes(ten, tmp_path):
