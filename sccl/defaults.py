@@ -6,6 +6,9 @@ speakers scenario is this project's), the value is marked as ours.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 #: the only SHD-specific facts: the layout's defaults. Everything else (classes, speakers, channels) is read from
 #: the data file (:mod:`sccl.shape`); these apply where a file says nothing (no ``nb_units`` attribute: SHD's 700
 #: channels, or more when a unit id is higher) and to the embedded synthetic dataset, which copies SHD's shape.
@@ -62,3 +65,24 @@ def scenario_defaults(scenario: str, compressed: bool = False) -> dict:
     if compressed:
         out.update(stored_steps=COMPRESSED["stored_steps"], lr=COMPRESSED["lr"])
     return out
+
+
+#: the methods' settings chosen on validation data by ``python -m sccl.tune`` (the grid, every candidate's
+#: validation scores and the choice, per tuning run); :func:`tuned` reads its "defaults"
+TUNED_FILE = Path(__file__).with_name("tuned_defaults.json")
+
+
+def _tuned_table() -> dict:
+    if not TUNED_FILE.is_file():
+        return {}
+    with open(TUNED_FILE) as fh:
+        return json.load(fh).get("defaults", {})
+
+
+_TUNED = _tuned_table()
+
+
+def tuned(method: str, dest: str, fallback):
+    """The default of ``method``'s option ``dest`` as chosen by :mod:`sccl.tune` (``method``: a strategy's name, or
+    ``HOST+NAME`` for a strategy hosted by another, e.g. ``latent_replay+ewc``), else ``fallback``."""
+    return _TUNED.get(method, {}).get(dest, fallback)

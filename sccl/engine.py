@@ -124,13 +124,16 @@ class Evaluator:
     """Every task's test set (or, ``part="valid"``, validation set), cached at the cut depth; one call = one
     prediction pass over all of them."""
 
-    def __init__(self, net, ds: Dataset, scenario: Scenario, depth: int | None, device, part: str = "test"):
+    def __init__(self, net, ds: Dataset, scenario: Scenario, depth: int | None, device, part: str = "test",
+                 view: Callable[[list[Batch]], list[Batch]] | None = None):
         self.net = net
         sets = [getattr(task, part) for task in scenario.tasks]
         index = [b for idx in sets for b in make_batches(idx, EVAL_BATCH, drop_last=False)]
         # raw input over the memory budget (SSC's test set) is built at each evaluation instead of held
         self.batches = input_batches(ds, index, device) if depth is None else cached_batches(net, ds, index, depth,
                                                                                               device)
+        if view is not None:  # the strategy's view of fixed batches (fewer-step replay: S steps)
+            self.batches = view(self.batches)
         self.counts = np.array([len(idx) for idx in sets], dtype=np.int64)
         self.task_of = np.repeat(np.arange(len(scenario.tasks)), self.counts)
 
@@ -258,16 +261,16 @@ def _run(cfg: RunConfig, cls: type[Strategy], ds: Dataset, pre_dir: Path, folder
             raise ConfigError(f"task '{task.name}' has {len(task.train)} training samples: fewer than one batch of "
                               f"{cfg.batch_size} (use --keep-last or a smaller --batch-size)")
         new_index.append(idx)
-    evaluate = Evaluator(net, ds, scenario, depth, device)
-    validation = Evaluator(net, ds, scenario, depth, device, "valid") if scenario.has_validation else None
+    trainable = tuple(cls.trainable(cfg, net))
+    ctx = RunContext(net, ds, device, scenario, log, depth, trainable, cfg.batch_size, {})
+    strategy = cls(cfg, ctx)
+    evaluate = Evaluator(net, ds, scenario, depth, device, view=strategy.view)
+    validation = (Evaluator(net, ds, scenario, depth, device, "valid", view=strategy.view)
+                  if scenario.has_validation else None)
     correct, _, _ = evaluate()
     matrix = [evaluate.row(correct)]
     valid_matrix = [validation.row(validation()[0])] if validation else []
 
-    trainable = tuple(cls.trainable(cfg, net))
-    ctx = RunContext(net, ds, device, scenario, log, depth, trainable, cfg.batch_size,
-                     {})
-    strategy = cls(cfg, ctx)
     strategy.end_task(0)
     ctx.task_batches.pop(0, None)  # the pretraining set's batches, if the strategy used them: no later task does
     replay = strategy.replay_batches()
@@ -301,7 +304,7 @@ def _run(cfg: RunConfig, cls: type[Strategy], ds: Dataset, pre_dir: Path, folder
         if cfg.reinit_readout:
             for c in task.new_classes:
                 reinit_readout_column(net, c, scenario.readout_seed(cfg.seed, c))
-        fit_task(net, strategy, i, ctx.task_batches[i], cfg.epochs, cfg.lr, trainable, evaluate, cfg.quiet, on_row,
+        fit_task(net, strategy, i, strategy.view(ctx.task_batches[i]), cfg.epochs, cfg.lr, trainable, evaluate, cfg.quiet, on_row,
                  validation)
         correct, pred, y = evaluate()
         matrix.append(evaluate.row(correct))

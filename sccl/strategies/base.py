@@ -95,6 +95,12 @@ class Strategy:
     def start_task(self, i: int) -> None:
         """Before training on task ``i`` (i >= 1)."""
 
+    def view(self, batches: list["Batch"]) -> list["Batch"]:
+        """How the layers above the cut run fixed batches: each new task's training batches and every evaluation
+        set (as they are by default; fewer-step replay runs them at its S steps). ``ctx.train_batches`` stays
+        unviewed: what a strategy stores or estimates from is the network's own activity."""
+        return batches
+
     def epoch_batches(self, new: list["Batch"]) -> list["Batch"]:
         """The batches of one epoch, in order."""
         return new
