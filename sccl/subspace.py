@@ -64,22 +64,22 @@ def _dense_time_major(x) -> torch.Tensor:
 def layer_activity(net, batch) -> dict[str, torch.Tensor]:
     """Time-major (T, B, H) activity of one batch: ``input`` (raw batches only) and the spikes of every hidden
     layer from the batch's cut upwards. The layers above the cut run from the stored activity, with the current
-    weights, exactly as a training step does."""
-    depth = batch.from_depth
+    weights and the batch's steps and threshold (fewer-step batches: S steps), exactly as a training step does."""
+    depth, timing = batch.from_depth, (batch.time_factor, batch.threshold)
     acts: dict[str, torch.Tensor] = {}
     if depth is None:
         acts["input"] = _dense_time_major(batch.x)
-        spikes, first = net.hidden_layer(1, net.input_currents(batch.x)), 2
+        spikes, first = net.hidden_layer(1, net.input_currents(batch.x), *timing), 2
     else:
         z = batch.x if batch.time_major else batch.x.transpose(0, 1)
         z = z.contiguous().to(net.w_out.dtype)
         if depth == 0:
-            spikes, first = net.hidden_layer(1, z), 2
+            spikes, first = net.hidden_layer(1, z, *timing), 2
         else:
             spikes, first = z, depth + 1
     acts[f"spikes{first - 1}"] = spikes
     for layer in range(first, 4):
-        spikes = net.hidden_layer(layer, net.feedforward(layer, spikes))
+        spikes = net.hidden_layer(layer, net.feedforward(layer, spikes), *timing)
         acts[f"spikes{layer}"] = spikes
     return acts
 

@@ -2,15 +2,25 @@
 
 import argparse
 
+import numpy as np
 import pytest
+import torch
+
+import sccl.defaults
+from sccl.defaults import METHODS
 
 from sccl.cl_sweep import expand, parse_sets
 from sccl.continual_cli import build_parser, config_from_args
-from sccl.engine import run
+from sccl.engine import RunContext, run
+from sccl.model import RecurrentSNN
 from sccl.errors import ConfigError
 from sccl.pretraining import PretrainConfig, pretrain
 from sccl.results import read_json
 from sccl.runs import RunConfig
+from sccl.scenarios import Scenario, Task
+from sccl.strategies.anchoring import tuned_flags
+from sccl.strategies.ewc import OnlineEWC
+from sccl.strategies.latent_replay import LatentReplay, hosted
 
 
 # parameters trained above depth 2: w3 (100 x 50), v3 (50 x 50), w_out (50 x 20)
@@ -33,7 +43,8 @@ def test_only_the_hosted_strategy_s_flags_enter_the_settings():
     plain = config([])
     assert plain.options == {} and plain.label() == "latent_replay-class7-d2-n2-seed0"
     with_ewc = config(["--regularizer", "ewc", "--ewc-lambda", "5"])
-    assert with_ewc.options == {"regularizer": "ewc", "ewc_lambda": 5.0, "ewc_gamma": 1.0, "fisher_samples": 200}  # given
+    assert with_ewc.options == {"regularizer": "ewc", "ewc_lambda": 5.0, "ewc_gamma": 1.0, "fisher_samples": 200,
+                                "importance_norm": "mean"}
     assert with_ewc.label() == "latent_replay-class7-d2-n2-ewc-seed0"
 
 
@@ -98,3 +109,54 @@ def test_set_sweeps_a_strategy_s_own_flag_over_values():
 def test_bad_set_is_one_clear_error(text, message):
     with pytest.raises(ConfigError, match=message):
         parse_sets([text])
+
+
+# ---------------------------------------------------------------------------------------------- tuned defaults
+
+
+CLASS_7 = Scenario("class_incremental", [Task("0-6", np.arange(1), np.arange(1)),
+                                         Task("7", np.arange(1), np.arange(1), (7,))])
+
+
+@pytest.fixture
+def tuned_table(monkeypatch):
+    """A tuning result in place of sccl/tuned_defaults.json (the hosted classes are rebuilt around it)."""
+    table = {}
+    monkeypatch.setattr(sccl.defaults, "_TUNED", table)
+    hosted.cache_clear()
+    yield table
+    hosted.cache_clear()
+
+
+def test_standalone_defaults_are_the_tuned_ones_else_the_untuned(tuned_table):
+    tuned_table["ewc"] = {"ewc_lambda": 3.0, "importance_norm": "none"}
+    flags = {f.dest: f.default for f in tuned_flags("ewc", OnlineEWC.untuned_flags)}
+    # numeric defaults only: the choice keeps its own; what the table lacks keeps the untuned value
+    assert flags == {"ewc_lambda": 3.0, "ewc_gamma": 1.0, "fisher_samples": 200, "importance_norm": "mean"}
+
+
+def test_a_hosted_strategy_has_its_own_defaults_and_the_shared_flags_are_untouched(tuned_table):
+    tuned_table.update({"ewc": {"ewc_lambda": 3.0}, "latent_replay+ewc": {"ewc_lambda": 7.0},
+                        "latent_replay+lwf": {"lwf_warmup_epochs": 0}})
+    assert {f.dest: f.default for f in hosted("latent_replay", "ewc").flags}["ewc_lambda"] == 7.0
+    assert {f.dest: f.default for f in hosted("latent_replay", "si").flags}["si_c"] == METHODS["si_c"]
+    assert OnlineEWC.flags[0].default == METHODS["ewc_lambda"]  # the standalone class is not changed
+    cfg = config(["--regularizer", "ewc"])  # the command line's default is the hosted one
+    assert cfg.options["ewc_lambda"] == 7.0 and config(["--regularizer", "lwf"]).options["lwf_warmup_epochs"] == 0
+    ctx = RunContext(None, None, torch.device("cpu"), CLASS_7, lambda line: None)
+    host = LatentReplay(RunConfig("class_incremental", "latent_replay", 7, options={"regularizer": "ewc"}), ctx)
+    assert host.regularizer.option("ewc_lambda") == 7.0 and host.regularizer.name == "ewc"
+    del tuned_table["latent_replay+ewc"]  # a value tuned for EWC alone does not carry over to the combination
+    hosted.cache_clear()
+    assert {f.dest: f.default for f in hosted("latent_replay", "ewc").flags}["ewc_lambda"] == METHODS["ewc_lambda"]
+
+
+def test_a_hosted_lwf_counts_the_epochs_for_its_warm_up():
+    net = RecurrentSNN(nb_inputs=20, hidden_sizes=(6, 5, 4), nb_outputs=8)
+    ctx = RunContext(net, None, torch.device("cpu"), CLASS_7, lambda line: None, 2, net.trainable_for_depth(2))
+    host = LatentReplay(RunConfig("class_incremental", "latent_replay", 7, replay_batches=0,
+                                  options={"regularizer": "lwf", "lwf_warmup_epochs": 1}), ctx)
+    host.start_task(1)
+    assert host.epoch_batches(["new"]) == ["new"] and host.regularizer.warming_up
+    host.epoch_batches(["new"])
+    assert host.regularizer.epoch == 2 and not host.regularizer.warming_up

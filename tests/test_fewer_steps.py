@@ -15,7 +15,7 @@ from sccl.model import RecurrentSNN, readout_kernel
 from sccl.replay import build_latent_memory
 from sccl.replay_batches import fewer_step_batches
 from sccl.runs import RunConfig
-from sccl.scenarios import from_split
+from sccl.scenarios import Scenario, Task, from_split
 from sccl.splits import make_batches, make_split
 from sccl.strategies import get_strategy
 from sccl.strategies.fewer_steps import window_gain
@@ -220,15 +220,66 @@ def test_command_line_defaults_to_ten_stored_steps():
     assert cfg.stored_steps == 10 and cfg.options["replay_threshold"] == 1.0 and cfg.latent_depth == 2
 
 
-def test_one_task_trains_on_new_t_step_and_replayed_s_step_batches(tiny):
+def test_one_task_trains_on_new_and_replayed_s_step_batches(tiny):
     ds, scenario = tiny
     strategy = strategy_of(NAME, tiny, options={"replay_threshold": 0.4})
     net = strategy.ctx.net
     strategy.end_task(0)
     for n, p in net.named_parameters():
         p.requires_grad_(n in strategy.ctx.trainable)
-    new = cached_batches(net, ds, make_batches(scenario.tasks[1].train, 8), 2, torch.device("cpu"))
+    new = strategy.view(cached_batches(net, ds, make_batches(scenario.tasks[1].train, 8), 2, torch.device("cpu")))
     batches = strategy.epoch_batches(new)
-    assert {b.x.shape[0] for b in new} == {100} and {b.time_factor for b in batches} == {1, 10}
-    rows = fit_task(net, strategy, 1, new, 1, 1e-3, strategy.ctx.trainable, Evaluator(net, ds, scenario, 2, "cpu"))
+    assert {b.x.shape[0] for b in new} == {10} and {(b.time_factor, b.threshold) for b in batches} == {(10, 0.4)}
+    evaluate = Evaluator(net, ds, scenario, 2, "cpu", view=strategy.view)
+    assert {(b.x.shape[0], b.time_factor) for b in evaluate.batches} == {(10, 10)}  # evaluated at S steps
+    rows = fit_task(net, strategy, 1, new, 1, 1e-3, strategy.ctx.trainable, evaluate)
     assert rows[-1]["loss"] > 0 and rows[-1]["memory_bytes"] == strategy.memory_bytes_stored
+
+
+# ---------------------------------------------------------------------------------------------- (7) the view
+
+
+def viewer(mode="or", stored_steps=10, threshold=0.5):
+    """The strategy with only what its view reads: the stored steps, the compression, the threshold."""
+    cfg = RunConfig(scenario="class_incremental", strategy=NAME, held_out=7, latent_depth=1, stored_steps=stored_steps,
+                    compression=mode, options={"replay_threshold": threshold})
+    scenario = Scenario("class_incremental", [Task("0-6", np.arange(1), np.arange(1)),
+                                              Task("7", np.arange(1), np.arange(1), (7,))])
+    return get_strategy(NAME)(cfg, RunContext(small_net(), None, torch.device("cpu"), scenario, lambda line: None))
+
+
+@pytest.mark.parametrize("mode, expected", [("or", [[1, 0], [1, 1]]), ("sum", [[2, 0], [1, 1]])])
+def test_view_compresses_each_window_as_the_memory_does(mode, expected):
+    # unit 0: spikes at steps 0, 1 (window 0 only); unit 1: steps 1, 2 (one in each window); T = 4, S = 2
+    z = torch.zeros(4, 1, 2)
+    z[[0, 1], 0, 0] = 1
+    z[[1, 2], 0, 1] = 1
+    viewed = viewer(mode, stored_steps=2).view([Batch(z, torch.tensor([3]), from_depth=1, time_major=True)])[0]
+    assert viewed.x[:, 0].t().tolist() == expected  # per unit, its two windows
+    assert (viewed.time_factor, viewed.threshold, viewed.from_depth, viewed.time_major) == (2, 0.5, 1, True)
+
+
+@pytest.mark.parametrize("depth, mode", [(0, "or"), (1, "or"), (1, "sum"), (2, "or")])
+def test_a_viewed_batch_gives_the_logits_of_the_same_samples_replayed(depth, mode):
+    net, x = small_net(), counts()
+    y = torch.arange(6) % 5
+    memory = build_latent_memory(net, [Batch(x, y)], depth, stored_steps=10, mode=mode, float_dtype=torch.float64)
+    replayed = fewer_step_batches(memory, batch_size=6, threshold=0.5, dtype=torch.float64)[0]
+    cached = Batch(net.activity_time_major(x, depth), y, from_depth=depth, time_major=True)
+    viewed = viewer(mode).view([cached])[0]
+    assert viewed.x.shape == (10, 6, net.depth_size(depth)) and viewed.time_factor == replayed.time_factor == 3
+    with torch.no_grad():
+        torch.testing.assert_close(logits_of(net, viewed), logits_of(net, replayed), rtol=0, atol=1e-12)
+
+
+def test_a_hosted_regularizer_estimates_from_s_step_batches(tiny):
+    ds, scenario = tiny
+    strategy = strategy_of(NAME, tiny, options={"regularizer": "ewc", "fisher_samples": 8})
+    seen = strategy.regularizer.ctx.train_batches(1, 8)
+    assert seen and all(b.x.shape[0] == 10 and b.time_factor == 10 for b in seen)
+    assert strategy.regularizer.ctx.net is strategy.ctx.net  # the rest is the run's
+
+
+def test_the_description_says_what_runs_at_s_steps():
+    text = get_strategy(NAME).description
+    assert "Replay4NCL-like, evaluated at S steps" in text and "new data and test sets" in text

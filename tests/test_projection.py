@@ -4,6 +4,7 @@ Oja rule's convergence, the memory count, the settings' errors and one engine ru
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,8 +14,9 @@ from sccl.model import RecurrentSNN
 from sccl.pretraining import PretrainConfig, pretrain
 from sccl.results import read_json
 from sccl.runs import RunConfig
+from sccl.scenarios import Scenario, Task
 from sccl.strategies.naive import Naive
-from sccl.strategies.projection import Projection
+from sccl.strategies.projection import Projection, projected_weights
 from sccl.subspace import (OjaSubspace, energy_rank, extend_basis, largest_principal_angle, presynaptic_rows,
                            project_out, projection_groups)
 from sccl.training import Batch, train_epoch
@@ -177,6 +179,59 @@ def test_presynaptic_rows_at_the_depth0_cut_are_the_previous_spikes_of_layer_1()
     raw = presynaptic_rows(net, Batch(x, y), projection_groups(("w1", "w_out"), "separate"))
     assert torch.equal(raw[0], x.transpose(0, 1).reshape(-1, 20))
     assert torch.equal(raw[1], net.record(x)["spikes3"].reshape(-1, 12))
+
+
+# ---------------------------------------------------------------------------------------------- the readout
+
+ONE = (np.arange(1), np.arange(1))
+CLASS_RUN = Scenario("class_incremental", [Task("0-2", *ONE), Task("3", *ONE, (3,))])
+SPEAKER_RUN = Scenario("sample_incremental", [Task("old", *ONE), Task("new", *ONE)])
+
+
+def test_the_readout_is_projected_only_where_no_task_brings_a_class():
+    every = small_net().trainable_for_depth(None)
+    assert projected_weights(every, SPEAKER_RUN) == every
+    assert projected_weights(every, CLASS_RUN) == tuple(n for n in every if n != "w_out")
+    assert projected_weights(("w_out",), CLASS_RUN) == ()  # depth 3 in a class run: nothing to project
+
+
+def learn_the_same_inputs_as_a_new_class(scenario, subspace):
+    """Consolidate 4 samples, then train 5 epochs on the very same inputs labelled 3 (the new class); returns the
+    strategy and class 3's mean logit on them before and after."""
+    net = small_net()
+    x, _ = spikes(4, list(range(20)), 5)
+    y = torch.full((4,), 3)
+    trainable = net.trainable_for_depth(1)
+    batch = Batch(net.activity_time_major(x, 1), y, from_depth=1, time_major=True)
+    ctx = RunContext(net, None, torch.device("cpu"), scenario, lambda line: None, 1, trainable, 4, {0: [batch]})
+    options = {"energy": 1.0, "subspace": subspace, "hebbian_rows": 24, "hebbian_passes": 20}
+    strategy = Projection(RunConfig(scenario=scenario.name, strategy="projection", options=options), ctx)
+    strategy.end_task(0)
+    for n, p in net.named_parameters():
+        p.requires_grad_(n in trainable)
+    opt = torch.optim.Adamax([p for n, p in net.named_parameters() if n in trainable], lr=1e-2)
+    before = float(net(x)[:, 3].mean().detach())
+    strategy.start_task(1)
+    for _ in range(5):
+        train_epoch(net, opt, [batch], None, strategy.extra_loss, strategy.edit_gradients, strategy.after_step)
+    return strategy, before, float(net(x)[:, 3].mean().detach())
+
+
+def test_in_a_class_run_the_new_class_column_learns_what_the_old_span_holds():
+    strategy, before, after = learn_the_same_inputs_as_a_new_class(CLASS_RUN, "svd")
+    assert all("w_out" not in g for g in strategy.groups) and len(strategy.bases) == 4  # w2, v2, w3, v3
+    widths = {"w2": 24, "v2": 16, "w3": 16, "v3": 12}
+    assert strategy.memory_bytes_stored == 4 * sum(widths[g[0]] * r for g, r in zip(strategy.groups, strategy.ranks))
+    assert "w_out" not in strategy.describe_memory()
+    assert after > before + 0.01  # class 3's logit rises on its samples
+    # in a speaker run the readout is projected: the same inputs lie wholly in the old span, nothing can change
+    strategy, before, after = learn_the_same_inputs_as_a_new_class(SPEAKER_RUN, "svd")
+    assert strategy.groups[-1] == ("w_out",) and after == pytest.approx(before, abs=1e-5)
+
+
+def test_hlop_leaves_the_readout_free_in_a_class_run_too():
+    strategy, before, after = learn_the_same_inputs_as_a_new_class(CLASS_RUN, "hebbian")
+    assert len(strategy.learners) == 4 and after > before + 0.01
 
 
 # ---------------------------------------------------------------------------------------------- HLOP

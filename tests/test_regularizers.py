@@ -83,7 +83,7 @@ def test_ewc_adds_nothing_before_its_first_consolidation():
 
 def test_running_fisher_decays_by_gamma_and_the_anchor_follows():
     net = Theta([1.0, 2.0])
-    ewc = OnlineEWC(config("ewc"), context(net, ["theta"]))
+    ewc = OnlineEWC(config("ewc", importance_norm="none"), context(net, ["theta"]))
     ewc.consolidate({"theta": torch.tensor([4.0, 2.0], dtype=torch.float64)})
     net.set([3.0, 5.0])
     ewc.consolidate({"theta": torch.tensor([1.0, 1.0], dtype=torch.float64)}, decay=0.5)
@@ -111,7 +111,8 @@ def test_fisher_is_the_mean_of_per_sample_squared_gradients_over_the_first_sampl
     trainable = ("v1", "w2", "w_out")
     # the engine's raw batches (sparse inputs), two of four; the first 6 samples in batch order count
     batches = [Batch(SparseInput.from_dense(x[:4]), y[:4]), Batch(SparseInput.from_dense(x[4:]), y[4:])]
-    ewc = OnlineEWC(config("ewc", fisher_samples=6), context(net, trainable, task_batches={0: batches}))
+    ewc = OnlineEWC(config("ewc", fisher_samples=6, importance_norm="none"),
+                    context(net, trainable, task_batches={0: batches}))
     ewc.end_task(0)
     expected = per_sample_squared_gradients(net, x[:6], y[:6], trainable)
     assert set(ewc.importance) == set(trainable)
@@ -145,7 +146,7 @@ def si_step(si, net, gradient, new_values):
 
 def test_si_importance_on_a_known_trajectory():
     net = Theta([1.0, 2.5])
-    si = SynapticIntelligence(config("si", si_c=2.0, si_xi=0.01), context(net, ["theta"]))
+    si = SynapticIntelligence(config("si", si_c=2.0, si_xi=0.01, importance_norm="none"), context(net, ["theta"]))
     si.end_task(0)  # the pretraining was not observed: anchor only, Ω = 0
     assert si.importance["theta"].tolist() == [0.0, 0.0] and si.anchor["theta"].tolist() == [1.0, 2.5]
     assert si.extra_loss(None, None).item() == 0.0
@@ -163,9 +164,9 @@ def test_si_importance_on_a_known_trajectory():
 
 def test_si_path_integral_uses_the_task_gradient_without_its_own_penalty():
     net = Theta([0.8, 2.3])
-    si = SynapticIntelligence(config("si", si_c=2.0, si_xi=0.01), context(net, ["theta"]))
+    si = SynapticIntelligence(config("si", si_c=2.0, si_xi=0.01, importance_norm="none"), context(net, ["theta"]))
     si.consolidate({"theta": torch.tensor([1.4, 1.5], dtype=torch.float64)})  # Ω, θ* = (0.8, 2.3)
-    si.start_task(2)
+    si.start_task(1)
     si_step(si, net, [1.0, 0.0], [0.7, 2.4])  # at θ*: no penalty gradient; ω = (0.1, 0)
     # θ − θ* = (−0.1, 0.1): penalty gradient 2c Ω (θ − θ*) = 4 · (−0.14, 0.15) = (−0.56, 0.6); the task loss
     # 0.3 θ0 + 0.4 θ1 has gradient (0.3, 0.4); the backward of their sum leaves (−0.26, 1.0) in .grad
@@ -180,7 +181,7 @@ def test_si_path_integral_uses_the_task_gradient_without_its_own_penalty():
     # Δθ = (−0.05, −0.05): −g·Δθ = (0.015, 0.02) with the task gradient, so ω = (0.115, 0.02) (the whole
     # gradient would have given −(−0.26, 1.0)·Δθ = (−0.013, 0.05))
     assert si.omega["theta"].tolist() == pytest.approx([0.115, 0.02])
-    si.end_task(2)
+    si.end_task(1)
     # Δ = (0.65 − 0.8, 2.35 − 2.3) = (−0.15, 0.05); Ω += ω / (Δ² + 0.01) = (0.115 / 0.0325, 0.02 / 0.0125)
     assert si.importance["theta"].tolist() == pytest.approx([1.4 + 0.115 / 0.0325, 1.5 + 1.6])
 
@@ -211,12 +212,13 @@ def test_old_classes_of_each_scenario_kind():
     assert classes_seen_up_to(NO_TASKS, 0, 5) == [0, 1, 2, 3, 4]  # speaker scenarios: every class
 
 
-def test_lwf_loss_over_old_classes_of_a_class_scenario():
+@pytest.mark.parametrize("loss_kind", ["kl", "mse"])
+def test_lwf_loss_over_old_classes_of_a_class_scenario(loss_kind):
     net = tiny_net()
     scenario = Scenario("class_incremental", [Task("classes except 2", np.arange(1), np.arange(1)),
                                               Task("class 2", np.arange(1), np.arange(1), (2,))])
-    lwf = LearningWithoutForgetting(config("lwf", "class_incremental", lwf_alpha=0.5, lwf_temperature=3.0),
-                                    context(net, TRAINABLE_BY_DEPTH[2], scenario))
+    lwf = LearningWithoutForgetting(config("lwf", "class_incremental", lwf_alpha=0.5, lwf_temperature=3.0,
+                                           lwf_loss=loss_kind), context(net, TRAINABLE_BY_DEPTH[2], scenario))
     batch = Batch(dense_inputs(4), torch.tensor([0, 1, 0, 1]))
     old = logits_of(net, batch).detach().numpy()
     lwf.end_task(0)
@@ -225,7 +227,9 @@ def test_lwf_loss_over_old_classes_of_a_class_scenario():
         net.w3.mul_(1.2)
     new = logits_of(net, batch)
     loss = lwf.extra_loss(batch, new)
-    expected = 0.5 * 9.0 * kl_by_hand(old[:, :2], new.detach().numpy()[:, :2], 3.0)  # class 2 is not old
+    diff = new.detach().numpy()[:, :2] - old[:, :2]  # class 2 is not old
+    expected = (0.5 * 9.0 * kl_by_hand(old[:, :2], new.detach().numpy()[:, :2], 3.0) if loss_kind == "kl"
+                else 0.5 * 0.5 * float((diff ** 2).mean()))
     assert expected > 0 and loss.item() == pytest.approx(expected, rel=1e-5)
     loss.backward()
     assert net.w_out.grad[:, 2].abs().sum() == 0 and net.w_out.grad[:, :2].abs().sum() > 0

@@ -6,6 +6,11 @@ at the end of the last task in proportion to it. Empirical Fisher: squared gradi
 label, one sample at a time (the mean of squared per-sample gradients, not the square of a batch's mean gradient,
 which would be smaller by about the batch size). On the 700-200-100-50-20 network with T = 100 steps, 200 samples
 take about 3 s on one core (every parameter trained, all layers spiking), so no cheaper estimator is offered.
+
+Each task's Fisher is normalised per parameter tensor before it joins the sum (``--importance-norm mean``, the
+default; ``none``: the paper's form) and the readout columns of the task's new classes are free during it
+(:mod:`sccl.strategies.anchoring`). λ's default is calibrated for neither form until ``python -m sccl.tune`` sets
+it (:func:`sccl.defaults.tuned`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import torch
 
 from sccl.defaults import METHODS
 from sccl.sparse_input import SparseInput
-from sccl.strategies.anchoring import ImportanceAnchoredStrategy, require
+from sccl.strategies.anchoring import IMPORTANCE_NORM_FLAG, ImportanceAnchoredStrategy, require, tuned_flags
 from sccl.strategies.base import Flag
 from sccl.training import Batch, logits_of, nll_loss
 
@@ -27,7 +32,8 @@ def single_samples(batch: Batch) -> Iterator[Batch]:
     x = batch.x.to_dense() if isinstance(batch.x, SparseInput) else batch.x
     for j in range(len(batch)):
         xj = x[:, j:j + 1] if batch.time_major else x[j:j + 1]
-        yield Batch(xj, batch.y[j:j + 1], from_depth=batch.from_depth, time_major=batch.time_major)
+        yield Batch(xj, batch.y[j:j + 1], from_depth=batch.from_depth, time_major=batch.time_major,
+                    time_factor=batch.time_factor, threshold=batch.threshold)
 
 
 def empirical_fisher(net, params: dict[str, torch.nn.Parameter], batches: list[Batch],
@@ -58,20 +64,25 @@ def empirical_fisher(net, params: dict[str, torch.nn.Parameter], batches: list[B
 class OnlineEWC(ImportanceAnchoredStrategy):
     name = "ewc"
     description = ("Online EWC: after every task (the pretraining included) add the diagonal empirical Fisher of "
-                   "the trained parameters on that task's training data to a decayed running sum, and pull each "
-                   "parameter towards its end-of-task value with (lambda/2) sum F (theta - theta*)^2.")
-    flags = (
-        Flag("--ewc-lambda", "ewc_lambda", "penalty strength lambda (1: the quadratic approximation of the old tasks' "
-             "mean NLL)", type=float, default=METHODS["ewc_lambda"]),
+                   "the trained parameters on that task's training data (normalised per tensor by its mean, "
+                   "--importance-norm) to a decayed running sum, and pull each parameter towards its end-of-task "
+                   "value with (lambda/2) sum F (theta - theta*)^2; a new class's readout column is free during its "
+                   "task.")
+    untuned_flags = (
+        Flag("--ewc-lambda", "ewc_lambda", "penalty strength lambda (with --importance-norm none, 1 is the quadratic "
+             "approximation of the old tasks' mean NLL)", type=float, default=METHODS["ewc_lambda"]),
         Flag("--ewc-gamma", "ewc_gamma", "decay of the running Fisher at each new task (1: plain sum)", type=float,
              default=1.0),
         Flag("--fisher-samples", "fisher_samples", "training samples per task the Fisher is estimated from (the "
              "first ones, in batch order)", type=int, default=200),
+        IMPORTANCE_NORM_FLAG,
     )
+    flags = tuned_flags(name, untuned_flags)  # the defaults python -m sccl.tune chose, else these
     importance_name = "diagonal Fisher"
 
     @classmethod
     def validate(cls, cfg, nb_steps):
+        super().validate(cfg, nb_steps)
         require(cls, cfg, "ewc_lambda", lambda v: v >= 0, "a number >= 0")
         require(cls, cfg, "ewc_gamma", lambda v: 0 <= v <= 1, "between 0 and 1")
         require(cls, cfg, "fisher_samples", lambda v: v >= 1 and v == int(v), "an integer >= 1")

@@ -4,13 +4,18 @@ windows OR-ed or summed), and train the layers above on the new data plus the re
 
 ``--regularizer NAME`` adds a regularisation or projection strategy on top (:data:`REGULARIZERS`): an instance of
 that strategy with the same settings and context, whose hooks run after the replay's on the trained layers above
-the cut; its memory is added to the replay's.
+the cut; its memory is added to the replay's. A hosted strategy has its own numeric defaults (:func:`hosted`):
+those :func:`sccl.defaults.tuned` holds for ``latent_replay+NAME``, else the strategy's untuned ones (a value
+tuned for the strategy alone, which trains every layer without replay, is not assumed to suit the combination).
 """
+
+from functools import lru_cache
 
 import torch
 
 from sccl.errors import ConfigError
 from sccl.replay import MODES, build_latent_memory
+from sccl.strategies.anchoring import tuned_flags
 from sccl.strategies.base import Flag
 from sccl.strategies.replaying import REPLAY_FLAGS, ReplayStrategy
 from sccl.training import raw_batches
@@ -30,6 +35,16 @@ def _regularizer(name: str):
     from sccl.strategies import get_strategy
 
     return get_strategy(name)
+
+
+@lru_cache(maxsize=None)
+def hosted(host: str, name: str):
+    """Strategy ``name``'s class as hosted by ``host``: the same class but for its flags' defaults, which are those
+    tuned for ``HOST+NAME`` (then ``latent_replay+NAME``), else its untuned ones (``untuned_flags``)."""
+    cls = _regularizer(name)
+    methods = tuple(dict.fromkeys((f"{host}+{name}", f"latent_replay+{name}")))
+    flags = tuned_flags(methods, getattr(cls, "untuned_flags", cls.flags))
+    return type(cls.__name__, (cls,), {"flags": flags, "__doc__": f"{name} hosted by {host}"})
 
 
 class LatentReplay(ReplayStrategy):
@@ -52,18 +67,22 @@ class LatentReplay(ReplayStrategy):
     def __init__(self, cfg, ctx):
         super().__init__(cfg, ctx)
         name = cfg.options.get("regularizer", "none")
-        self.regularizer = None if name == "none" else _regularizer(name)(cfg, ctx)
+        self.regularizer = None if name == "none" else hosted(self.name, name)(cfg, self.hosted_context())
+
+    def hosted_context(self):
+        """The context the hosted strategy sees (here the run's own)."""
+        return self.ctx
 
     @classmethod
     def all_flags(cls):
         """Latent replay's flags, ``--regularizer`` and the flags of every strategy it can host."""
-        hosted = [name for name in REGULARIZERS if _registered(name)]
+        names = [name for name in REGULARIZERS if _registered(name)]
         own = cls.flags + (Flag("--regularizer", "regularizer", "a regularisation or projection strategy on top of "
                                 "the replay, on the layers above the cut", type=str, default="none",
-                                choices=("none", *hosted)),)
+                                choices=("none", *names)),)
         flags = {f.name: f for f in own}
-        for name in hosted:
-            for f in _regularizer(name).flags:
+        for name in names:
+            for f in hosted(cls.name, name).flags:
                 flags.setdefault(f.name, f)  # a flag two hosted strategies share appears once
         return tuple(flags.values())
 
@@ -72,7 +91,7 @@ class LatentReplay(ReplayStrategy):
         name = getattr(args, "regularizer", "none")
         if name == "none":
             return cls.flags
-        return cls.flags + tuple(f for f in cls.all_flags() if f.dest == "regularizer") + _regularizer(name).flags
+        return cls.flags + tuple(f for f in cls.all_flags() if f.dest == "regularizer") + hosted(cls.name, name).flags
 
     @classmethod
     def validate(cls, cfg, nb_steps):
@@ -83,7 +102,7 @@ class LatentReplay(ReplayStrategy):
         if name != "none":
             if name not in REGULARIZERS or not _registered(name):
                 raise ConfigError(f"--regularizer must be none or one of {', '.join(REGULARIZERS)}, got '{name}'")
-            _regularizer(name).validate(cfg, nb_steps)
+            hosted(cls.name, name).validate(cfg, nb_steps)
 
     # ------------------------------------------------------------------------------------------ hosted hooks
 
@@ -91,6 +110,10 @@ class LatentReplay(ReplayStrategy):
         super().start_task(i)
         if self.regularizer:
             self.regularizer.start_task(i)
+
+    def epoch_batches(self, new):
+        batches = super().epoch_batches(new)
+        return self.regularizer.epoch_batches(batches) if self.regularizer else batches
 
     def extra_loss(self, batch, logits):
         return self.regularizer.extra_loss(batch, logits) if self.regularizer else None

@@ -26,6 +26,12 @@ Choices (issue #10):
   pretraining (never trained on here) is learnt at ``end_task(0)`` by ``--hebbian-passes`` passes over its
   training batches. At task end the rows join the frozen ones and the block is orthonormalised by QR.
 
+* **The readout is not projected in runs whose tasks bring new classes** (class_incremental, progressive): a new
+  class's column has to learn from layer-3 activity that lies almost wholly (97-99 %) in the old tasks' span, so
+  projecting w_out would keep the new class from ever being learnt. There w_out is left out of the groups (no
+  basis is built, stored or counted for it) and learns freely; in speaker scenarios (sample_incremental,
+  speakers: the same classes throughout) it is projected as every other weight.
+
 Memory: the bases, stored as float32 (4 bytes per n_in x rank entry).
 """
 
@@ -37,6 +43,7 @@ import torch
 
 from sccl.defaults import METHODS
 from sccl.errors import ConfigError
+from sccl.strategies.anchoring import tuned_flags
 from sccl.strategies.base import Flag, Strategy
 from sccl.subspace import (BASIS_MODES, OjaSubspace, activity_grams, extend_basis, group_width, presynaptic_rows,
                            project_out, projection_groups)
@@ -45,11 +52,19 @@ SUBSPACES = ("svd", "hebbian")
 HEBBIAN_MOMENTUM = 0.9
 
 
+def projected_weights(trainable, scenario) -> tuple[str, ...]:
+    """The trained weights the projection protects: all of them, but the readout when a task brings new classes
+    (module docstring)."""
+    brings_classes = scenario is not None and any(task.new_classes for task in scenario.tasks)
+    return tuple(n for n in trainable if not (brings_classes and n == "w_out"))
+
+
 class Projection(Strategy):
     name = "projection"
     description = ("Gradient projection (GPM; --subspace hebbian: HLOP): every trained weight moves only outside the "
-                   "span of its old presynaptic activity (inputs and previous spikes, all time steps).")
-    flags = (
+                   "span of its old presynaptic activity (inputs and previous spikes, all time steps); in scenarios "
+                   "with new classes the readout is not projected, so their columns can learn.")
+    untuned_flags = (
         Flag("--energy", "energy", "share of the old activity's energy the bases keep, in (0, 1]", type=float,
              default=METHODS["energy"]),
         Flag("--subspace", "subspace", "svd: GPM's basis at task end; hebbian: HLOP's Oja rows learnt online",
@@ -64,6 +79,7 @@ class Projection(Strategy):
         Flag("--hebbian-passes", "hebbian_passes", "hebbian: passes over the pretraining's batches at its end",
              default=5),
     )
+    flags = tuned_flags(name, untuned_flags)  # the defaults python -m sccl.tune chose, else these
 
     @classmethod
     def validate(cls, cfg, nb_steps):
@@ -83,9 +99,11 @@ class Projection(Strategy):
     def __init__(self, cfg, ctx):
         super().__init__(cfg, ctx)
         net = ctx.net
-        self.groups = projection_groups(ctx.trainable, self.option("basis"))
+        self.groups = projection_groups(projected_weights(ctx.trainable, ctx.scenario), self.option("basis"))
         self.widths = [group_width(net, g) for g in self.groups]
         device = net.w_out.device
+        if "w_out" in ctx.trainable and not any("w_out" in g for g in self.groups):
+            ctx.log("projection: the tasks bring new classes, so the readout w_out is not projected")
         self.bases = [torch.zeros(n, 0, device=device) for n in self.widths]  # float32: what is stored
         self.hebbian = self.option("subspace") == "hebbian"
         self.learners = [OjaSubspace(n, device) for n in self.widths] if self.hebbian else []

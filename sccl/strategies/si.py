@@ -14,6 +14,9 @@ Choices:
   Ω = 0. SI protects from the first observed task on; in a two-task scenario it is therefore naive fine-tuning.
 * ω, the task's starting point and the last step's g and θ are working state during a task; what is kept across
   tasks (the memory) is Ω and θ*.
+* Each task's ω / (Δ² + ξ) is normalised per parameter tensor before it joins Ω (``--importance-norm mean``, the
+  default; ``none``: the paper's form), and the readout columns of the task's new classes are free during it
+  (:mod:`sccl.strategies.anchoring`).
 """
 
 from __future__ import annotations
@@ -21,22 +24,27 @@ from __future__ import annotations
 import torch
 
 from sccl.defaults import METHODS
-from sccl.strategies.anchoring import ImportanceAnchoredStrategy, detached_copies, require
+from sccl.strategies.anchoring import (IMPORTANCE_NORM_FLAG, ImportanceAnchoredStrategy, detached_copies, require,
+                                       tuned_flags)
 from sccl.strategies.base import Flag
 
 
 class SynapticIntelligence(ImportanceAnchoredStrategy):
     name = "si"
     description = ("Synaptic intelligence: each scalar's importance is its share of the task loss's decrease along "
-                   "the training path, Omega += omega / (Delta^2 + xi); penalty c sum Omega (theta - theta*)^2. The "
+                   "the training path, Omega += omega / (Delta^2 + xi) (normalised per tensor by its mean, "
+                   "--importance-norm); penalty c sum Omega (theta - theta*)^2, a new class's readout column free "
+                   "during its task. The "
                    "pretraining was not observed, so task 0 gets no importance: SI protects only tasks trained "
                    "here (in a two-task scenario it is naive fine-tuning).")
-    flags = (
+    untuned_flags = (
         Flag("--si-c", "si_c", "penalty strength c", type=float, default=METHODS["si_c"]),
         Flag("--si-xi", "si_xi", "damping xi of Omega = omega / (Delta^2 + xi), to be set near a task's squared "
              "weight change: the weights here are ~0.01, so MNIST's usual 0.1 would swamp Delta^2", type=float,
              default=1e-3),
+        IMPORTANCE_NORM_FLAG,
     )
+    flags = tuned_flags(name, untuned_flags)  # the defaults python -m sccl.tune chose, else these
     importance_name = "importance Omega"
 
     def __init__(self, cfg, ctx):
@@ -45,6 +53,7 @@ class SynapticIntelligence(ImportanceAnchoredStrategy):
 
     @classmethod
     def validate(cls, cfg, nb_steps):
+        super().validate(cfg, nb_steps)
         require(cls, cfg, "si_c", lambda v: v >= 0, "a number >= 0")
         require(cls, cfg, "si_xi", lambda v: v > 0, "a number > 0")
 
@@ -60,6 +69,7 @@ class SynapticIntelligence(ImportanceAnchoredStrategy):
     # ------------------------------------------------------------------------------------------ hooks
 
     def start_task(self, i):
+        super().start_task(i)
         self._reset_path()
 
     def edit_gradients(self):
