@@ -24,6 +24,7 @@ from sccl.device import resolve_device, set_threads
 from sccl.disk import write_error
 from sccl.errors import ConfigError
 from sccl.locks import check_writable, folder_lock
+from sccl.model import RecurrentSNN
 from sccl.pretraining import is_finished, load_pretrained
 from sccl.results import write_csv, write_json
 from sccl.runs import RunConfig, pretrained_dir, run_folder
@@ -35,6 +36,7 @@ from sccl.training import (Batch, Dataset, accuracy, check_training_settings, in
                            train_epoch)
 
 EVAL_BATCH = 256
+OPTIMIZER_STATE_TENSORS = 2  # fit_task's Adamax keeps exp_avg and exp_inf, each of its parameter's size
 
 
 @dataclass
@@ -146,6 +148,17 @@ class Evaluator:
     def row(self, correct: np.ndarray) -> list[float]:
         """One row of the accuracy matrix (NaN for a task without test samples)."""
         return [c / n if n else float("nan") for c, n in zip(correct.tolist(), self.counts.tolist())]
+
+
+def random_init_accuracy(net, ds: Dataset, scenario: Scenario, seed: int, device) -> list[float]:
+    """FWT's baseline b: every task's test accuracy of a freshly initialised network of ``net``'s architecture,
+    drawn as a pretraining with ``seed`` draws its start (its own generator: the run's random stream is not
+    touched); one prediction pass over the raw test sets."""
+    fresh = RecurrentSNN(nb_inputs=net.nb_inputs, nb_outputs=net.nb_outputs, time_step=net.time_step,
+                         tau_syn=net.tau_syn, tau_mem=net.tau_mem, weight_scale=net.weight_scale,
+                         hidden_sizes=net.hidden_sizes, generator=torch.Generator().manual_seed(seed)).to(device)
+    evaluate = Evaluator(fresh, ds, scenario, None, device)
+    return evaluate.row(evaluate()[0])
 
 
 def fit_task(net, strategy: Strategy, i: int, new: list[Batch], epochs: int, lr: float, trainable: tuple[str, ...],
@@ -270,6 +283,9 @@ def _run(cfg: RunConfig, cls: type[Strategy], ds: Dataset, pre_dir: Path, folder
     correct, _, _ = evaluate()
     matrix = [evaluate.row(correct)]
     valid_matrix = [validation.row(validation()[0])] if validation else []
+    # FWT is defined only where no task brings new classes (metrics docstring): only there is b measured
+    baseline = (None if any(t.new_classes for t in scenario.tasks[1:])
+                else random_init_accuracy(net, ds, scenario, cfg.seed, device))
 
     strategy.end_task(0)
     ctx.task_batches.pop(0, None)  # the pretraining set's batches, if the strategy used them: no later task does
@@ -320,7 +336,7 @@ def _run(cfg: RunConfig, cls: type[Strategy], ds: Dataset, pre_dir: Path, folder
     write_csv(folder / "accuracy_matrix.csv",
               [{"after_task": i, **{f"task_{j}": round(a, 6) for j, a in enumerate(r)}} for i, r in enumerate(matrix)])
     summary = build_summary(cfg, ds, pre_dir, pre_config, scenario, evaluate, matrix, rows, strategy, replay_acc,
-                            memory_per_task, trainable, net, pred, y, folder.name)
+                            memory_per_task, trainable, net, pred, y, folder.name, baseline)
     if validation:
         summary["valid_accuracy_matrix"] = [[round(a, 6) for a in r] for r in valid_matrix]
         summary["valid_metrics"] = {k: round(v, 6) for k, v in
@@ -333,8 +349,17 @@ def _run(cfg: RunConfig, cls: type[Strategy], ds: Dataset, pre_dir: Path, folder
         f"{strategy.memory_bits_analytic} bits analytic, {strategy.memory_bytes_stored} bytes stored")
 
 
+def learning_state_of(strategy: Strategy) -> dict[str, int]:
+    """The bytes a run holds to go on learning (:func:`sccl.metrics.learning_state`): the strategy's replay memory
+    and regulariser state, its trained parameters and their Adamax state."""
+    parameter_bytes = sum(p.numel() * p.element_size() for p in strategy.trained_parameters().values())
+    return metrics.learning_state(parameter_bytes, strategy.replay_memory_bytes, strategy.memory_bytes_stored,
+                                  OPTIMIZER_STATE_TENSORS)
+
+
 def build_summary(cfg, ds, pre_dir, pre_config, scenario, evaluate, matrix, rows, strategy, replay_acc,
-                  memory_per_task, trainable, net, pred, y, stamp) -> dict:
+                  memory_per_task, trainable, net, pred, y, stamp, baseline=None) -> dict:
+    """summary.json of a finished run (``baseline``: FWT's random-init accuracy per task, or None)."""
     last = rows[-1]
     last_task = [r for r in rows if r["task"] == last["task"]]
     # the paper's "up to" numbers: the last task's best epoch, chosen on the validation sets when the split has them
@@ -348,13 +373,15 @@ def build_summary(cfg, ds, pre_dir, pre_config, scenario, evaluate, matrix, rows
         "tasks": [{"name": t.name, "new_classes": list(t.new_classes), "train": len(t.train), "test": len(t.test)}
                   for t in scenario.tasks],
         "accuracy_matrix": [[round(a, 6) for a in r] for r in matrix],
-        "metrics": {k: round(v, 6) for k, v in metrics.run_metrics(matrix, evaluate.counts).items()},
+        "metrics": {k: round(v, 6) for k, v in metrics.run_metrics(matrix, evaluate.counts, baseline).items()},
+        "random_init_accuracy": None if baseline is None else [round(b, 6) for b in baseline],
         "final": {k: last[k] for k in ("old_acc", "new_acc", "all_acc")},
         "best": {"epoch": best["epoch"], "selected_on": selected_on,
                  **{k: best[k] for k in ("old_acc", "new_acc", "all_acc")}},
         "replay_memory_accuracy": replay_acc,
         "memory_bits_analytic": strategy.memory_bits_analytic, "memory_bytes_stored": strategy.memory_bytes_stored,
         "memory": strategy.describe_memory(), "memory_per_task": memory_per_task,
+        "learning_state": learning_state_of(strategy),
         "diagnostics": strategy.diagnostics(),
         "seconds_per_epoch": round(float(np.mean(epoch_seconds)), 4) if epoch_seconds else None,
         "per_class_accuracy": {str(int(c)): float((pred[y == c] == c).mean()) for c in np.unique(y)},

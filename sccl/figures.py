@@ -6,6 +6,8 @@
 * ``accuracy_vs_memory``: final accuracy vs the replay memory actually stored (rehearsal, LR, compressed LR);
 * ``fig6_progressive``: ACC and accuracy on every task after each step, one panel per sequence scenario;
 * ``methods_accuracy_vs_bytes``: every method's final accuracy vs the bytes it keeps (:mod:`sccl.report_methods`);
+* ``methods_accuracy_vs_learning_state``: the same vs the bytes of its whole learning state (replay memory,
+  trained parameters, optimiser and regulariser state);
 * ``raster_compression``: one sample's input spikes, its latent, the compressed latent and its un-compressed
   replay (needs a finished pretraining run and its data file).
 
@@ -40,6 +42,8 @@ FIGURE_TITLES = {
     "fig6_progressive": "Fig. 6: accuracy after each new task of the sequence scenarios",
     "raster_compression": "Spike raster of one sample: input, latent, compressed latent, un-compressed",
     "methods_accuracy_vs_bytes": "Every method: final accuracy vs the memory it keeps across tasks (KB, log scale)",
+    "methods_accuracy_vs_learning_state": "Every method: final accuracy vs its whole learning state (replay memory "
+                                          "+ trained parameters + optimiser + regulariser state; KB, log scale)",
 }
 FIGURES = tuple(FIGURE_TITLES)
 TWO_TASK = ("sample_incremental", "class_incremental")
@@ -381,7 +385,8 @@ def make_figures(records: list[dict], runs_dir, fig_dir) -> tuple[dict, dict, di
               "accuracy_vs_memory": lambda stem: accuracy_vs_memory(records, stem),
               "fig6_progressive": lambda stem: fig6(records, stem),
               "raster_compression": lambda stem: raster_compression(records, runs_dir, stem),
-              "methods_accuracy_vs_bytes": lambda stem: methods_figure(records, stem)}
+              "methods_accuracy_vs_bytes": lambda stem: methods_figure(records, stem),
+              "methods_accuracy_vs_learning_state": lambda stem: methods_figure(records, stem, "learning_state")}
     written, captions, skipped = {}, {}, {}
     for name, make in makers.items():
         try:

@@ -4,14 +4,16 @@ A finished continual-learning run is a folder ``RUNS/<scenario>/<stamp>/`` holdi
 last by :mod:`sccl.engine`), ``epochs.csv`` and ``accuracy_matrix.csv``. A finished pretraining run is
 ``RUNS/pretrain/<split>/<id>_seed<seed>/`` with ``model.pt``, ``config.json`` and ``epochs.csv``.
 
-Every number shown comes from the run's own files: ACC, BWT, forgetting and the pooled old / new / all
-accuracies are the ``metrics`` of summary.json (computed by :mod:`sccl.metrics`, never recomputed here); the
-per-step curves use :mod:`sccl.metrics` on the stored accuracy matrix. A folder that cannot be read (bad JSON,
-missing keys, a matrix that does not fit its tasks) is left out with a note, never a crash.
+Every number shown comes from the run's own files: ACC, BWT, forgetting, AIA, FWT and the pooled old / new / all
+accuracies are the ``metrics`` of summary.json, the learning state its ``learning_state`` (computed by
+:mod:`sccl.metrics`, never recomputed here); the per-step curves use :mod:`sccl.metrics` on the stored accuracy
+matrix. A folder that cannot be read (bad JSON, missing keys, a matrix that does not fit its tasks) is left out
+with a note, never a crash.
 
 Aggregation: runs are grouped by their configuration without the seed; within a group each seed's values are
 averaged over the held-out ids first, then the mean and the sample std (ddof 1) over seeds are shown,
-n = seeds x ids.
+n = seeds x ids. Two groups compared (compressed vs uncompressed latent replay) are paired by seed: each shared
+seed's difference (over the ids both ran), then its mean ± std over seeds and a two-sided paired t-test at 5 %.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from sccl.provenance import LAYOUT_PREFIX, SHD_LABEL as REAL_LABEL, SYNTHETIC_LA
 from sccl.results import read_csv, read_json
 
 __all__ = ["SYNTHETIC_LABEL", "REAL_LABEL", "SCENARIOS", "SUMMARY_COLUMNS", "load_runs_in", "load_runs",
-           "load_pretrain_runs", "epoch_rows_of", "run_row", "summary_rows", "seed_mean_std", "group_key",
-           "aggregate", "number"]
+           "load_pretrain_runs", "epoch_rows_of", "run_row", "summary_rows", "seed_mean_std", "mean_std",
+           "paired_differences", "paired_t", "paired_t_rejects", "group_key", "aggregate", "number"]
 
 
 #: the scenario folders under RUNS, in the order the report shows them
@@ -40,13 +42,18 @@ NB_STEPS_DEFAULT = 100  # time steps of a sample when a run's memory text does n
 #: display order of strategies; "compressed_latent_replay" and "no_replay" are latent_replay variants
 STRATEGY_ORDER = ("naive", "joint", "no_replay", "rehearsal", "latent_replay", "compressed_latent_replay")
 
+#: summary.csv columns of the learning state (summary.json ``learning_state``, :func:`sccl.metrics.learning_state`)
+LEARNING_STATE_COLUMNS = {"replay_memory_bytes": "replay_memory_bytes", "regularizer_bytes": "regularizer_bytes",
+                          "parameter_bytes": "parameter_bytes", "optimizer_bytes": "optimizer_bytes",
+                          "learning_state_bytes": "total_bytes"}
 SUMMARY_COLUMNS = [
     "scenario", "strategy", "held_out", "depth", "replay_batches", "replay_samples", "stored_steps", "compression",
-    "seed", "epochs", "lr", "old_before", "old_after", "new_after", "all_after", "acc", "bwt", "forgetting",
-    "replay_memory_accuracy", "compression_lost", "spikes_per_window", "memory_bits", "memory_bytes", "memory_kb", "seconds_per_epoch", "seconds", "split",
-    "data", "options", "run",
+    "seed", "epochs", "lr", "old_before", "old_after", "new_after", "all_after", "acc", "bwt", "forgetting", "aia",
+    "fwt", "replay_memory_accuracy", "compression_lost", "spikes_per_window", "memory_bits", "memory_bytes",
+    "memory_kb", *LEARNING_STATE_COLUMNS, "seconds_per_epoch", "seconds", "split", "data", "options", "run",
 ]
 METRIC_KEYS = ("old_before", "old_after", "new_after", "all_after", "acc", "bwt", "forgetting")
+LATER_METRIC_KEYS = ("aia", "fwt")  # blank in the rows of runs written before they were measured
 
 # config entries with their own column, or that name the id / seed, or that do not change results
 _NOT_OTHER_SETTINGS = {"seed", "held_out", "device", "threads", "quiet", "pretrained", "scenario", "strategy",
@@ -135,17 +142,19 @@ def run_row(folder, summary: dict, epochs: list[dict] | None = None) -> dict:
     as_int = lambda x: "" if x in ("", None) else int(number(x))  # noqa: E731
     lost = (summary.get("diagnostics") or {}).get("compression") or {}  # what a spike memory's compression lost
     memory_bytes = summary.get("memory_bytes_stored", 0)
+    state = summary.get("learning_state") or {}  # runs written before it was kept: blank cells
     return {
         "scenario": c["scenario"], "strategy": strategy, "held_out": _blank_none(c.get("held_out")),
         "depth": as_int(depth), "replay_batches": as_int(batches), "replay_samples": samples,
         "stored_steps": as_int(stored), "compression": compression, "seed": c["seed"],
         "epochs": c.get("epochs", ""), "lr": c.get("lr", ""),
-        **{k: _blank_none(m[k]) for k in METRIC_KEYS},
+        **{k: _blank_none(m[k]) for k in METRIC_KEYS}, **{k: _blank_none(m.get(k)) for k in LATER_METRIC_KEYS},
         "replay_memory_accuracy": _blank_none(summary.get("replay_memory_accuracy")),
         "compression_lost": _blank_none(lost.get("lost_fraction")),
         "spikes_per_window": _blank_none(lost.get("spikes_per_active_window")),
         "memory_bits": summary.get("memory_bits_analytic", 0), "memory_bytes": memory_bytes,
         "memory_kb": number(memory_bytes) / 1000,
+        **{column: _blank_none(state.get(key)) for column, key in LEARNING_STATE_COLUMNS.items()},
         "seconds_per_epoch": _blank_none(summary.get("seconds_per_epoch")),
         "seconds": _blank_none(summary.get("wall_seconds")),
         "split": c.get("split", ""), "data": _data_label(summary.get("data")),
@@ -277,11 +286,69 @@ def seed_mean_std(records: list[dict], value) -> tuple[float, float, int]:
         v = number(get(rec))
         if math.isfinite(v):
             by_seed[str(rec["row"]["seed"])].append(v)
-    means = [float(np.mean(by_seed[s])) for s in sorted(by_seed)]
-    if not means:
+    return mean_std([float(np.mean(by_seed[s])) for s in sorted(by_seed)])
+
+
+def mean_std(values) -> tuple[float, float, int]:
+    """(mean, sample std (ddof 1; NaN for one value), n) of per-seed values; (NaN, NaN, 0) for none."""
+    values = [float(v) for v in values]
+    if not values:
         return float("nan"), float("nan"), 0
-    std = float(np.std(means, ddof=1)) if len(means) > 1 else float("nan")
-    return float(np.mean(means)), std, len(means)
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+    return float(np.mean(values)), std, len(values)
+
+
+def paired_differences(first: list[dict], second: list[dict], value) -> list[float]:
+    """Per seed that both groups ran (in seed order): the mean over the ids both ran, with finite values, of
+    second - first. ``value``: as :func:`seed_mean_std`'s."""
+    get = value if callable(value) else (lambda rec: rec["row"][value])
+
+    def by_seed_and_id(records):
+        out = defaultdict(dict)
+        for rec in records:
+            v = number(get(rec))
+            if math.isfinite(v):
+                out[str(rec["row"]["seed"])][str(rec["row"]["held_out"])] = v
+        return out
+
+    a, b = by_seed_and_id(first), by_seed_and_id(second)
+    diffs = []
+    for seed in sorted(set(a) & set(b)):
+        ids = sorted(set(a[seed]) & set(b[seed]))
+        if ids:
+            diffs.append(float(np.mean([b[seed][i] - a[seed][i] for i in ids])))
+    return diffs
+
+
+#: two-sided 5 % critical values of Student's t by degrees of freedom; between entries the next smaller one's
+#: (conservative), above 120 that of 120
+T_CRITICAL_5 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
+                10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101,
+                19: 2.093, 20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052,
+                28: 2.048, 29: 2.045, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}
+
+
+def paired_t(differences) -> float:
+    """The paired t statistic mean(d) / (std(d, ddof 1) / sqrt(n)); NaN below two pairs; 0 or ±inf when every
+    difference is the same (0 when they are all 0)."""
+    d = np.asarray(list(differences), dtype=float)
+    if len(d) < 2:
+        return float("nan")
+    mean, std = float(np.mean(d)), float(np.std(d, ddof=1))
+    if std == 0:
+        return 0.0 if mean == 0 else math.copysign(math.inf, mean)
+    return mean / (std / math.sqrt(len(d)))
+
+
+def paired_t_rejects(differences) -> bool | None:
+    """Does a two-sided paired t-test at 5 % reject a zero mean difference (|t| above :data:`T_CRITICAL_5` at
+    n - 1 degrees of freedom)? None below two pairs."""
+    d = list(differences)
+    t = paired_t(d)
+    if math.isnan(t):
+        return None
+    df = len(d) - 1
+    return abs(t) > T_CRITICAL_5[max(k for k in T_CRITICAL_5 if k <= df)]
 
 
 def _order(variant: str) -> int:

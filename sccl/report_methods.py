@@ -1,5 +1,6 @@
-"""The comparison of every method at once: one table per scenario (final old / new / all accuracy, ACC, BWT,
-forgetting, memory bytes, seconds per epoch) and the accuracy-vs-bytes figure with every method.
+"""The comparison of every method at once: one table per scenario (final old / new / all accuracy, ACC, AIA, BWT,
+FWT, forgetting, memory and learning-state bytes, seconds per epoch) and the accuracy-vs-bytes figures with every
+method (bytes of the memory kept across tasks, or of the whole learning state).
 
 A method is a group of :func:`sccl.report_data.aggregate` (one configuration, every seed and id); its name says
 the strategy, the hosted regularizer and the settings that make it differ (depth, memory, S, its own options).
@@ -11,7 +12,7 @@ import math
 from pathlib import Path
 
 from sccl.report_data import SCENARIOS, aggregate, number, seed_mean_std
-from sccl.report_tables import SCENARIO_TITLES, STRATEGY_NAMES, _caption, _n_text, fmt_pct, md_table
+from sccl.report_tables import SCENARIO_TITLES, STRATEGY_NAMES, _caption, _n_text, fmt_bytes, fmt_pct, md_table
 
 __all__ = ["method_name", "methods_table", "methods_tables", "methods_figure", "TIMING_UNIT"]
 
@@ -19,6 +20,10 @@ TIMING_UNIT = " s"  # seconds cells end with it (README checks mask them: times 
 #: options shown in a method's name, with a short form (the others go to the settings column)
 NAMED_OPTIONS = {"subspace": {"hebbian": "HLOP", "svd": "GPM"}}
 NO_MEMORY_KB = 0.01  # where the figure puts methods that keep nothing (log axis)
+#: what the accuracy-vs-bytes figure can put on its x axis: summary.csv column, axis label
+BYTES_AXES = {"memory": ("memory_bytes", "memory kept across tasks"),
+              "learning_state": ("learning_state_bytes", "learning state: replay memory + trained parameters + "
+                                                         "optimiser + regulariser state")}
 
 
 def _options(g: dict) -> dict:
@@ -71,19 +76,23 @@ def _seconds(g: dict) -> str:
 
 
 def methods_table(groups: list[dict], scenario: str, label: str, number_: int | None = None) -> str:
-    """Every method of one scenario: final accuracies, ACC, BWT, forgetting, bytes kept, seconds per epoch."""
+    """Every method of one scenario: final accuracies, ACC, AIA, BWT, FWT, forgetting, bytes kept (memory and
+    whole learning state), seconds per epoch."""
     lr_differs = len({repr(g["row"]["lr"]) for g in groups}) > 1
     rows = []
     for g in groups:
         pct = lambda k, g=g: fmt_pct(seed_mean_std(g["runs"], k), 1)  # noqa: E731
-        bytes_ = seed_mean_std(g["runs"], "memory_bytes")[0]
+        bytes_ = lambda k, g=g: fmt_bytes(seed_mean_std(g["runs"], k)[0])  # noqa: E731
         rows.append([method_name(g), _n_text(g), pct("old_after"), pct("new_after"), pct("all_after"), pct("acc"),
-                     pct("bwt"), pct("forgetting"), f"{bytes_:,.0f}" if math.isfinite(bytes_) else "–", _seconds(g),
-                     _settings_text(g, lr_differs)])
-    header = ["method", "n", "old", "new", "all", "ACC", "BWT (pp)", "forgetting (pp)", "memory (B)", "s / epoch",
-              "settings"]
+                     pct("aia"), pct("bwt"), pct("fwt"), pct("forgetting"), bytes_("memory_bytes"),
+                     bytes_("learning_state_bytes"), _seconds(g), _settings_text(g, lr_differs)])
+    header = ["method", "n", "old", "new", "all", "ACC", "AIA", "BWT (pp)", "FWT (pp)", "forgetting (pp)",
+              "memory (B)", "learning state (B)", "s / epoch", "settings"]
     text = (f"{SCENARIO_TITLES.get(scenario, scenario)}: every method after the last task; accuracies in %, mean ± "
-            f"std over seeds (n = seeds, or seeds × held-out ids); memory = bytes the method keeps across tasks; "
+            f"std over seeds (n = seeds, or seeds × held-out ids); AIA = mean ACC over every step, the pretrained "
+            f"model's included; FWT = accuracy on each task before training on it minus a randomly initialised "
+            f"network's (– where tasks bring new classes); memory = bytes the method keeps across tasks; learning "
+            f"state = memory + trained parameters + optimiser state (– for runs that did not record it); "
             f"s / epoch = training time per epoch on the machine that ran it (not comparable across machines); "
             f"settings: the learning rate and the method's options that are not its defaults (README, sccl/defaults.py); "
             f"data: {label}.")
@@ -102,21 +111,23 @@ def methods_tables(records: list[dict], label_of) -> str | None:
     return "\n\n".join(out) or None
 
 
-def methods_figure(records: list[dict], stem: Path) -> tuple[list[Path], str]:
-    """Final accuracy (old + new test samples) vs bytes kept, every method, one panel per scenario; error bars:
-    std over seeds. Methods that keep nothing sit at the left edge, marked 0."""
+def methods_figure(records: list[dict], stem: Path, axis: str = "memory") -> tuple[list[Path], str]:
+    """Final accuracy (old + new test samples) vs bytes, every method, one panel per scenario; error bars: std
+    over seeds. ``axis`` (:data:`BYTES_AXES`): the memory kept across tasks (methods that keep nothing sit at the
+    left edge, marked 0) or the whole learning state (runs that did not record it are left out)."""
     from sccl.figures import Skip as skip, _figure as figure, _style as style, _write as write  # (figures imports us)
 
-    groups = aggregate(records)
+    column, what = BYTES_AXES[axis]
+    groups = [g for g in aggregate(records) if math.isfinite(seed_mean_std(g["runs"], column)[0])]
     panels = [(s, [g for g in groups if g["row"]["scenario"] == s]) for s in SCENARIOS]
     panels = [(s, gs) for s, gs in panels if gs]
     if not panels:
-        raise skip("no finished runs")
+        raise skip("no finished runs" + ("" if axis == "memory" else " that recorded their learning state"))
     with style():
         fig = figure((5.6 * len(panels), 5.0))
         for ax, (scenario, sg) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
             for g in sg:
-                kb = seed_mean_std(g["runs"], "memory_kb")[0]
+                kb = seed_mean_std(g["runs"], column)[0] / 1000
                 mean, std, _ = seed_mean_std(g["runs"], "all_after")
                 x = kb if kb > 0 else NO_MEMORY_KB
                 ax.errorbar([x], [100 * mean], yerr=[100 * std] if math.isfinite(std) else None, fmt="o", ms=5,
@@ -125,8 +136,9 @@ def methods_figure(records: list[dict], stem: Path) -> tuple[list[Path], str]:
             ax.set_xscale("log")
             ax.axvline(NO_MEMORY_KB * 1.8, color="0.7", lw=0.8, ls=":")
             ax.set_title(SCENARIO_TITLES[scenario], fontsize=9)
-            ax.set_xlabel(f"memory kept across tasks (KB, log; {NO_MEMORY_KB} = nothing kept)")
+            ax.set_xlabel(f"{what} (KB, log; {NO_MEMORY_KB} = nothing kept)")
             ax.set_ylabel("final accuracy on old + new test samples (%)")
-        fig.suptitle("Every method: final accuracy vs memory (mean ± std over seeds)", fontsize=11)
+        fig.suptitle(f"Every method: final accuracy vs {'memory' if axis == 'memory' else 'learning state'} "
+                     "(mean ± std over seeds)", fontsize=11)
         return write(fig, stem), ", ".join(s.replace("_", "-") for s, _ in panels)
 

@@ -2,7 +2,9 @@
 per-step and accuracy-matrix tables of the sequence scenarios, the continual-learning metrics, pretraining.
 
 Every table takes the groups of :func:`sccl.report_data.aggregate` (runs with one configuration, all seeds and
-ids) and shows mean ± std over seeds (:func:`sccl.report_data.seed_mean_std`). Accuracies are in %.
+ids) and shows mean ± std over seeds (:func:`sccl.report_data.seed_mean_std`). Accuracies are in %. Every
+fractional result of a README table is printed with its spread (:func:`fmt_stat`), so that a check can compare it
+within the seeds' spread; byte counts are whole numbers, compared exactly.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from collections import defaultdict
 
 import numpy as np
 
-from sccl.report_data import number, seed_mean_std
+from sccl.report_data import mean_std, number, paired_differences, paired_t_rejects, seed_mean_std
 
-__all__ = ["SCENARIO_TITLES", "STRATEGY_NAMES", "fmt_pct", "fmt_kb", "md_table", "label_of", "config_name",
-           "scenario_table", "compression_table", "sequence_tables", "metrics_table", "pretraining_tables"]
+__all__ = ["SCENARIO_TITLES", "STRATEGY_NAMES", "fmt_stat", "fmt_pct", "fmt_kb", "fmt_bytes", "md_table", "label_of",
+           "config_name", "scenario_table", "compression_table", "sequence_tables", "metrics_table",
+           "pretraining_tables"]
 
 SCENARIO_TITLES = {"sample_incremental": "Sample-incremental (new speaker)",
                    "class_incremental": "Class-incremental (new class)",
@@ -31,19 +34,30 @@ STRATEGY_NAMES = {"naive": "naive", "no_replay": "no replay", "rehearsal": "rehe
 # formatting
 
 
-def fmt_pct(stat: tuple[float, float, int], digits: int = 2) -> str:
-    """``mean ± std`` of a fraction, in %; the mean alone for one seed; "–" when nothing was measured."""
+def fmt_stat(stat: tuple[float, float, int], digits: int = 2, scale: float = 1.0, sign: bool = False) -> str:
+    """``mean ± std`` over seeds (times ``scale``; ``sign``: "+" on positive means), so that every fractional
+    number of a table carries its spread; the mean alone for one seed; "–" when nothing was measured."""
     mean, std, n = stat
     if not math.isfinite(mean):
         return "–"
-    text = f"{100 * mean:.{digits}f}"
-    return text + (f" ± {100 * std:.{digits}f}" if n > 1 and math.isfinite(std) else "")
+    text = f"{scale * mean:{'+' if sign else ''}.{digits}f}"
+    return text + (f" ± {scale * std:.{digits}f}" if n > 1 and math.isfinite(std) else "")
+
+
+def fmt_pct(stat: tuple[float, float, int], digits: int = 2, sign: bool = False) -> str:
+    """``mean ± std`` of a fraction, in % (or percentage points)."""
+    return fmt_stat(stat, digits, 100, sign)
 
 
 def fmt_kb(kb: float) -> str:
     if not math.isfinite(kb):
         return "–"
     return "0" if kb == 0 else (f"{kb:,.3f}" if kb < 10 else f"{kb:,.1f}")
+
+
+def fmt_bytes(b: float) -> str:
+    """A byte count (a mean over seeds, rounded to whole bytes): "1,234"; "–" when unknown."""
+    return f"{b:,.0f}" if math.isfinite(b) else "–"
 
 
 def _blank(x) -> str:
@@ -113,10 +127,6 @@ def _mean(g: dict, value) -> float:
     return seed_mean_std(g["runs"], value)[0]
 
 
-def _number(x: float) -> str:
-    return f"{x:.2f}" if math.isfinite(x) else "–"
-
-
 def _caption(number_: int | None, text: str) -> str:
     return (f"**Table {number_}.** " if number_ is not None else "") + text
 
@@ -139,7 +149,7 @@ def scenario_table(groups: list[dict], scenario: str, label: str, number_: int |
         if readme:
             rows.append(head + [_s_text(r), _blank(r["lr"]), _n_text(g), f"{pct('old_before')} → {pct('old_after')}",
                                 pct("new_after"), pct("all_after"), pct("acc"), pct("forgetting"),
-                                f"{_mean(g, 'memory_bytes'):,.0f}"] + ([_other_text(g, other)] if other else []))
+                                fmt_bytes(_mean(g, "memory_bytes"))] + ([_other_text(g, other)] if other else []))
             continue
         analytic = _mean(g, lambda rec: number(rec["row"]["memory_bits"]) / 8000)
         spe = _mean(g, "seconds_per_epoch")
@@ -182,27 +192,43 @@ def compression_table(groups: list[dict], label: str, number_: int | None = None
         u = max(plain[base(g)], key=lambda x: len(x["runs"]))
         r = g["row"]
         au, ac = seed_mean_std(u["runs"], "all_after"), seed_mean_std(g["runs"], "all_after")
-        ku, kc = _mean(u, "memory_kb"), _mean(g, "memory_kb")
-        delta = 100 * (ac[0] - au[0])
+        bu, bc = _mean(u, "memory_bytes"), _mean(g, "memory_bytes")
+        delta, rejects = _paired_delta(u, g, "all_after")
         window = g["runs"][0]["nb_steps"] // int(r["stored_steps"]) if number(r["stored_steps"]) > 0 else "?"
         rows.append([r["scenario"], _blank(r["depth"]), _blank(r["replay_batches"]),
                      f"{r['stored_steps']} (1:{window}, {r['compression']})", f"{_n_text(u)} / {_n_text(g)}",
-                     fmt_pct(au), fmt_pct(ac), f"{delta:+.2f}" if math.isfinite(delta) else "–",
+                     fmt_pct(au), fmt_pct(ac), delta, rejects,
                      fmt_pct(seed_mean_std(u["runs"], "old_after")), fmt_pct(seed_mean_std(g["runs"], "old_after")),
-                     fmt_kb(ku), fmt_kb(kc), f"{ku / kc:.1f}×" if kc > 0 and math.isfinite(ku) else "–",
+                     fmt_bytes(bu), fmt_bytes(bc), f"{bu / bc:.1f}×" if bc > 0 and math.isfinite(bu) else "–",
                      fmt_pct(seed_mean_std(g["runs"], "compression_lost"), 1),
-                     _number(seed_mean_std(g["runs"], "spikes_per_window")[0]), r["data"]])
+                     fmt_stat(seed_mean_std(g["runs"], "spikes_per_window")), r["data"]])
     if not rows:
         return None
     header = ["scenario", "depth", "replay batches", "S (ratio, mode)", "n LR / n cLR", "all after: LR",
-              "all after: compressed LR", "Δ (pp)", "old after: LR", "old after: compressed LR", "memory KB: LR",
-              "memory KB: compressed LR", "memory ratio", "spikes lost (%)", "spikes per active window", "data"]
+              "all after: compressed LR", "Δ (pp)", "Δ ≠ 0 (paired t, 5 %)", "old after: LR",
+              "old after: compressed LR", "memory (B): LR", "memory (B): compressed LR", "memory ratio",
+              "spikes lost (%)", "spikes per active window", "data"]
     text = (f"Compressed vs uncompressed latent replay at the same depth and number of replay batches (the learning "
-            f"rate may differ); accuracy after the last task on every task's test samples (%), Δ = compressed − "
-            f"uncompressed, memory ratio = uncompressed / compressed stored bytes; spikes lost = share of the latents' "
+            f"rate may differ); accuracy after the last task on every task's test samples (%), mean ± std over "
+            f"seeds; Δ = compressed − uncompressed, the mean ± std over the seeds both ran of each seed's difference "
+            f"(the difference of the means, without spread, where they share no seed); Δ ≠ 0: whether a two-sided "
+            f"paired t-test over those seeds rejects a zero mean difference at the 5 % level (yes / no; – below two "
+            f"shared seeds); memory = stored bytes, memory ratio = uncompressed / compressed stored bytes; spikes "
+            f"lost = share of the latents' "
             f"spikes the compressed memory no longer holds (OR keeps one per window), spikes per active window = "
             f"mean spikes of a unit's window that holds any (above 1, OR merges spikes); data: {label}.")
     return _caption(number_, text) + "\n\n" + md_table(header, rows)
+
+
+def _paired_delta(first: dict, second: dict, value) -> tuple[str, str]:
+    """(Δ cell, test cell) of second - first, in pp: the per-seed paired differences' mean ± std and whether a
+    paired t-test rejects zero; without a shared seed, the difference of the means and "–"."""
+    diffs = paired_differences(first["runs"], second["runs"], value)
+    if not diffs:
+        delta = seed_mean_std(second["runs"], value)[0] - seed_mean_std(first["runs"], value)[0]
+        return fmt_pct((delta, float("nan"), 1), sign=True), "–"
+    rejects = paired_t_rejects(diffs)
+    return fmt_pct(mean_std(diffs), sign=True), "–" if rejects is None else ("yes" if rejects else "no")
 
 
 def _at(values: list[float], t: int) -> float:
@@ -249,7 +275,8 @@ def sequence_tables(groups: list[dict], scenario: str, label: str, number_: int)
 
 
 def metrics_table(groups: list[dict], label: str, number_: int | None = None) -> str:
-    """ACC, BWT, forgetting and the pooled accuracies after the last task, every scenario and configuration."""
+    """ACC, AIA, BWT, FWT, forgetting and the pooled accuracies after the last task, every scenario and
+    configuration."""
     other_of = {s: _differing([g for g in groups if g["row"]["scenario"] == s], shown=())
                 for s in {g["row"]["scenario"] for g in groups}}
     show_other = any(other_of.values())
@@ -257,13 +284,14 @@ def metrics_table(groups: list[dict], label: str, number_: int | None = None) ->
     for g in groups:
         r = g["row"]
         rows.append([r["scenario"], _strategy(g), _blank(r["depth"]), _batches(g), _s_text(r), _n_text(g)]
-                    + [fmt_pct(seed_mean_std(g["runs"], k)) for k in ("acc", "bwt", "forgetting", "old_after",
-                                                                      "new_after", "all_after",
+                    + [fmt_pct(seed_mean_std(g["runs"], k)) for k in ("acc", "aia", "bwt", "fwt", "forgetting",
+                                                                      "old_after", "new_after", "all_after",
                                                                       "replay_memory_accuracy")]
                     + [fmt_kb(_mean(g, "memory_kb")), r["data"]]
                     + ([_other_text(g, other_of[r["scenario"]])] if show_other else []))
-    header = ["scenario", "strategy", "depth", "replay batches", "S (mode)", "n", "ACC", "BWT (pp)",
-              "forgetting (pp)", "old after", "new after", "all after", "replay memory acc.", "memory KB", "data"]
+    header = ["scenario", "strategy", "depth", "replay batches", "S (mode)", "n", "ACC", "AIA", "BWT (pp)",
+              "FWT (pp)", "forgetting (pp)", "old after", "new after", "all after", "replay memory acc.", "memory KB",
+              "data"]
     header += ["other settings"] if show_other else []
     text = (f"Continual-learning metrics after the last task (definitions above), accuracies in %, mean ± std over "
             f"seeds; replay memory acc. = the pretrained model's accuracy on its replay memory; data: {label}.")

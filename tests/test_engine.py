@@ -68,7 +68,11 @@ def test_every_strategy_runs_in_every_scenario_and_writes_r(world, tmp_path, sce
     matrix_rows = read_csv(folder / "accuracy_matrix.csv")
     assert [float(r[f"task_{n_tasks - 1}"]) for r in matrix_rows] == pytest.approx(R[:, -1].tolist())
     counts = [t["test"] for t in s["tasks"]]
-    expected = metrics.run_metrics(R, counts)
+    # FWT's random-init baseline: measured where no task brings new classes, and only there
+    b = s["random_init_accuracy"]
+    assert (b is None) == (scenario in ("class_incremental", "progressive"))
+    assert b is None or (len(b) == n_tasks and s["metrics"]["fwt"] is not None)
+    expected = metrics.run_metrics(R, counts, b)
     for k, v in expected.items():
         assert s["metrics"][k] == pytest.approx(v, abs=1e-5, nan_ok=True) or (s["metrics"][k] is None and v != v)
     rows = read_csv(folder / "epochs.csv")
@@ -80,10 +84,34 @@ def test_every_strategy_runs_in_every_scenario_and_writes_r(world, tmp_path, sce
     assert (s["memory_bytes_stored"] > 0) == (strategy != "naive")
     assert s["memory_bytes_stored"] == int(last["memory_bytes"])
     # a compressed spike memory says what the compression lost (depth 2, S = 50 or 10, OR: some spikes merge)
+    # the learning state: trained parameters (float32) and 2 Adamax tensors each, the memory split in two
+    state = s["learning_state"]
+    params = dict(load_pretrained(pre_dir(root, scenario))[0].named_parameters())
+    trained = sum(p.numel() for n, p in params.items() if n not in s["frozen_parameters"])
+    assert (state["parameter_bytes"], state["optimizer_bytes"]) == (4 * trained, 8 * trained)
+    assert state["replay_memory_bytes"] + state["regularizer_bytes"] == s["memory_bytes_stored"]
+    assert (state["regularizer_bytes"] > 0) == (strategy in ("ewc", "si", "lwf", "projection"))
+    assert state["total_bytes"] == 12 * trained + s["memory_bytes_stored"]
     lost = s["diagnostics"].get("compression")
     assert (lost is not None) == (strategy in ("latent_replay", "latent_replay_fewer_steps"))
     if lost:
         assert 0 <= lost["lost_fraction"] < 1 and lost["spikes_per_active_window"] >= 1
+
+
+def test_the_random_init_baseline_is_a_fresh_network_seeded_as_a_pretraining(world):
+    from sccl.engine import random_init_accuracy
+    from sccl.model import RecurrentSNN
+
+    ds, root = world
+    net, split, _ = load_pretrained(pre_dir(root, "sample_incremental"))
+    scenario = from_split(split)
+    state = torch.get_rng_state()
+    b = random_init_accuracy(net, ds, scenario, 5, "cpu")
+    assert torch.equal(torch.get_rng_state(), state)  # the run's random stream is not touched
+    torch.manual_seed(5)  # how pretraining with seed 5 draws its start
+    fresh = RecurrentSNN(nb_inputs=net.nb_inputs, nb_outputs=net.nb_outputs)
+    evaluate = Evaluator(fresh, ds, scenario, None, "cpu")
+    assert b == evaluate.row(evaluate()[0]) and len(b) == 2
 
 
 def test_fit_task_returns_rows_without_touching_the_disk(world, tmp_path, monkeypatch):

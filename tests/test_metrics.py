@@ -77,3 +77,44 @@ def test_malformed_matrices_are_refused():
             metrics.average_accuracy(bad)
     with pytest.raises(ValueError, match="outside"):
         metrics.forgetting([[0.5, 0.5], [0.5, 0.5]], t=2)
+
+
+def test_average_incremental_accuracy_includes_the_pretrained_step():
+    R = [[0.9, 0.2, 0.1],
+         [0.7, 0.8, 0.3],
+         [0.6, 0.7, 0.9]]
+    # ACC_0 = 0.9, ACC_1 = (0.7 + 0.8) / 2 = 0.75, ACC_2 = (0.6 + 0.7 + 0.9) / 3 = 2.2 / 3
+    assert metrics.average_incremental_accuracy(R) == pytest.approx((0.9 + 0.75 + 2.2 / 3) / 3)
+    assert metrics.average_incremental_accuracy([[0.8, 0.2]]) == 0.8  # step 0 alone: its ACC
+    m = metrics.run_metrics([[0.9, 0.2], [0.7, 0.95]], [100, 20])
+    assert m["aia"] == pytest.approx((0.9 + (0.7 + 0.95) / 2) / 2)
+
+
+def test_forward_transfer_against_a_random_init_baseline_by_hand():
+    R = [[0.9, 0.2, 0.1],
+         [0.7, 0.8, 0.3],
+         [0.6, 0.7, 0.9]]
+    b = [0.05, 0.1, 0.15]
+    # task 1 before it was learned: 0.2 - 0.1; task 2: 0.3 - 0.15
+    assert metrics.forward_transfer(R, b) == pytest.approx(((0.2 - 0.1) + (0.3 - 0.15)) / 2)
+    assert metrics.run_metrics(R, [10, 10, 10], b)["fwt"] == pytest.approx(0.125)
+    # undefined without a baseline (tasks that bring new classes) and at step 0, like BWT_0
+    assert math.isnan(metrics.forward_transfer(R, None)) and math.isnan(metrics.run_metrics(R, [1, 1, 1])["fwt"])
+    assert math.isnan(metrics.forward_transfer([[0.8, 0.2]], [0.1, 0.1]))
+    with pytest.raises(ValueError, match="one accuracy per task"):
+        metrics.forward_transfer(R, [0.1, 0.1])
+
+
+def test_learning_state_bytes_by_hand():
+    # naive fine-tuning of 700-200-100-50-20: every weight trained, 218,500 float32 parameters
+    params = 700 * 200 + 200 * 200 + 200 * 100 + 100 * 100 + 100 * 50 + 50 * 50 + 50 * 20
+    assert params == 218_500
+    assert metrics.learning_state(4 * params, 0, 0) == {
+        "replay_memory_bytes": 0, "parameter_bytes": 874_000, "optimizer_bytes": 1_748_000, "regularizer_bytes": 0,
+        "total_bytes": 2_622_000}
+    # latent replay at depth 2 (w3, v3, w_out: 8,500 parameters) with 6,400 B of latents and 3,000 B of EWC state
+    state = metrics.learning_state(4 * (100 * 50 + 50 * 50 + 50 * 20), 6_400, 9_400)
+    assert state == {"replay_memory_bytes": 6_400, "parameter_bytes": 34_000, "optimizer_bytes": 68_000,
+                     "regularizer_bytes": 3_000, "total_bytes": 111_400}
+    with pytest.raises(ValueError, match="negative"):
+        metrics.learning_state(4, 10, 5)  # a replay memory larger than everything stored

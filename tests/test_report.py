@@ -16,8 +16,10 @@ EPOCH_COLUMNS = ["strategy", "scenario", "held_out", "depth", "replay_batches", 
 
 
 def make_run(runs, scenario, strategy, R, counts, seed=0, held_out=None, depth=None, batches=0, stored=None,
-             memory_bytes=0, synthetic=True, epochs=2):
-    """A finished run folder as sccl.engine writes it: summary.json, epochs.csv, accuracy_matrix.csv."""
+             memory_bytes=0, synthetic=True, epochs=2, parameter_bytes=4000):
+    """A finished run folder as sccl.engine writes it: summary.json, epochs.csv, accuracy_matrix.csv (the
+    memory is a replay memory when there are replay batches, else regulariser state; ``parameter_bytes`` None:
+    a run written before the learning state was kept)."""
     R = np.asarray(R, dtype=float)
     T = len(R) - 1
     config = {"scenario": scenario, "strategy": strategy, "held_out": held_out, "split": "paper", "epochs": epochs,
@@ -39,7 +41,10 @@ def make_run(runs, scenario, strategy, R, counts, seed=0, held_out=None, depth=N
         "memory_bytes_stored": memory_bytes,
         "memory": (f"{16 * batches} x depth-{depth} spikes (200 units), {stored or 100}/100 steps" if batches
                    else "none"),
-        "memory_per_task": [], "seconds_per_epoch": 0.5, "per_class_accuracy": {}, "frozen_parameters": [],
+        "memory_per_task": [], "seconds_per_epoch": 0.5,
+        **({} if parameter_bytes is None else {"learning_state": metrics.learning_state(
+            parameter_bytes, memory_bytes if batches else 0, memory_bytes)}),
+        "per_class_accuracy": {}, "frozen_parameters": [],
         "wall_seconds": 3.0 + seed,
     }
     (folder / "summary.json").write_text(json.dumps(summary))
@@ -112,6 +117,10 @@ def test_summary_csv_has_one_row_per_run_with_its_metrics(world):
             assert (r[k] == "") if v is None else float(r[k]) == v, k
         assert int(r["memory_bytes"]) == s["memory_bytes_stored"]
         assert float(r["memory_kb"]) == s["memory_bytes_stored"] / 1000
+        state = s["learning_state"]  # parameters 4,000 B, Adamax 8,000 B, and the memory: replay or regulariser
+        assert (int(r["parameter_bytes"]), int(r["optimizer_bytes"])) == (4000, 8000)
+        assert int(r["replay_memory_bytes"]) + int(r["regularizer_bytes"]) == s["memory_bytes_stored"]
+        assert int(r["learning_state_bytes"]) == state["total_bytes"] == 12000 + s["memory_bytes_stored"]
         assert float(r["seconds"]) == s["wall_seconds"] and r["data"] == report.SYNTHETIC_LABEL
     compressed = by_run["latent_replay-2-d1-n2-S10-seed0"]
     assert (compressed["depth"], compressed["stored_steps"], compressed["compression"]) == ("1", "10", "or")
@@ -289,12 +298,15 @@ def test_every_method_is_one_row_named_by_what_makes_it_differ(tmp_path):
     assert names == ["joint", "EWC", "EWC", "LR d2 n1 + projection (HLOP)", "projection"]
     ewc = [r for r in rows if r.startswith("| EWC")]
     assert "ewc_lambda=10.0" in ewc[0] and "ewc_lambda=100.0" in ewc[1]
-    # n (seeds x classes), old, new, all (pooled over 40 + 10 samples), ACC (mean of R[1]), BWT, forgetting
-    assert all("| 2 × 1 | 70.0 ± 0.0 | 50.0 ± 0.0 | 66.0 ± 0.0 | 60.0 ± 0.0 | -20.0 ± 0.0 | 20.0 ± 0.0 |" in r
-               for r in rows)
-    assert "| 5,000 | 0.50 s |" in rows[0]
+    # n (seeds x classes), old, new, all (pooled over 40 + 10 samples), ACC (mean of R[1]), AIA (mean of ACC_0 =
+    # 0.9 and ACC_1 = 0.6), BWT, FWT (undefined: a class scenario), forgetting
+    assert all("| 2 × 1 | 70.0 ± 0.0 | 50.0 ± 0.0 | 66.0 ± 0.0 | 60.0 ± 0.0 | 75.0 ± 0.0 | -20.0 ± 0.0 | – | "
+               "20.0 ± 0.0 |" in r for r in rows)
+    assert "| AIA | BWT (pp) | FWT (pp) |" in text and "| memory (B) | learning state (B) | s / epoch |" in text
+    # joint keeps 5,000 B; learning state = 5,000 + 4,000 B of parameters + 8,000 B of Adamax state
+    assert "| 5,000 | 17,000 | 0.50 s |" in rows[0]
     figures, _, skipped = report.make_figures(records, runs, tmp_path / "fig")
-    assert "methods_accuracy_vs_bytes" in figures, skipped
+    assert {"methods_accuracy_vs_bytes", "methods_accuracy_vs_learning_state"} <= set(figures), skipped
 
 
 def test_the_compression_table_says_what_the_compression_lost(tmp_path):
@@ -313,4 +325,78 @@ def test_the_compression_table_says_what_the_compression_lost(tmp_path):
     assert [r["row"]["compression_lost"] for r in records if r["row"]["stored_steps"] == 10] == [0.4, 0.6]
     row = [line for line in compression_table(report.aggregate(records), "synthetic").splitlines()
            if line.startswith("| class_incremental")][0]
-    assert "| 10.0× | 50.0 ± 14.1 | 3.00 |" in row  # lost 40 % and 60 %; 2.5 and 3.5 spikes per active window
+    # memory in bytes; lost 40 % and 60 %; 2.5 and 3.5 spikes per active window
+    assert "| 1,000 | 100 | 10.0× | 50.0 ± 14.1 | 3.00 ± 0.71 |" in row
+    # all after: 37 / 50 uncompressed, 25 / 50 compressed at both seeds: the same paired difference twice (t infinite)
+    assert "| 74.00 ± 0.00 | 50.00 ± 0.00 | -24.00 ± 0.00 | yes |" in row
+
+
+def test_the_compression_table_pairs_seeds_and_tests_the_difference(tmp_path):
+    from sccl.report_tables import compression_table
+
+    runs = tmp_path / "runs"
+    # all after = (40 * R[1][0] + 10 * 0.5) / 50: uncompressed 0.74 at every seed; compressed 0.50, 0.58, 0.54
+    for seed, old in [(0, 0.5), (1, 0.6), (2, 0.55)]:
+        make_run(runs, "class_incremental", "latent_replay", [[0.9, 0.1], [0.8, 0.5]], [40, 10], seed, 7, depth=2,
+                 batches=1, memory_bytes=1000)
+        make_run(runs, "class_incremental", "latent_replay", [[0.9, 0.1], [old, 0.5]], [40, 10], seed, 7, depth=2,
+                 batches=1, stored=10, memory_bytes=100)
+    records, _ = load_runs(runs)
+    text = compression_table(report.aggregate(records), "synthetic")
+    assert "paired t-test" in text.split("\n\n")[0]  # the caption says what Δ and its test are
+    row = [line for line in text.splitlines() if line.startswith("| class_incremental")][0]
+    # differences -0.24, -0.16, -0.20: mean -0.20, std 0.04, t = -0.20 / (0.04 / sqrt 3) = -8.66 > 4.303 (2 df)
+    assert "| 3 × 1 / 3 × 1 | 74.00 ± 0.00 | 54.00 ± 4.00 | -20.00 ± 4.00 | yes |" in row
+    records = [r for r in records if r["row"]["seed"] != 2]  # -0.24, -0.16: t = -5.0, below 12.706 (1 df)
+    row = [line for line in compression_table(report.aggregate(records), "synthetic").splitlines()
+           if line.startswith("| class_incremental")][0]
+    assert "| -20.00 ± 5.66 | no |" in row
+
+
+def test_paired_differences_pair_seeds_and_ids():
+    from sccl.report_data import paired_differences
+
+    def rec(seed, id_, v):
+        return {"row": {"seed": seed, "held_out": id_, "all_after": v}}
+
+    first = [rec(0, 1, 0.5), rec(0, 2, 0.7), rec(1, 1, 0.4), rec(3, 1, 0.9)]
+    second = [rec(0, 1, 0.6), rec(0, 2, 0.6), rec(0, 3, 0.1), rec(1, 1, 0.7), rec(2, 1, 0.2)]
+    # seed 0: ids 1 and 2 shared ((0.1 - 0.1) / 2 = 0); seed 1: 0.3; seeds 2 and 3 ran in one group only
+    assert paired_differences(first, second, "all_after") == pytest.approx([0.0, 0.3])
+    assert paired_differences(first, [rec(5, 1, 0.2)], "all_after") == []
+
+
+def test_paired_t_statistic_by_hand():
+    from sccl.report_data import paired_t, paired_t_rejects
+
+    # d = 1, 2, 3, 6: mean 3, sum of squares 14, std sqrt(14 / 3), t = 3 / (std / 2) = 2.7775 < 3.182 (3 df)
+    assert paired_t([1, 2, 3, 6]) == pytest.approx(3 / (math.sqrt(14 / 3) / 2))
+    assert paired_t_rejects([1, 2, 3, 6]) is False
+    assert paired_t([-0.24, -0.16, -0.20]) == pytest.approx(-0.2 / (0.04 / math.sqrt(3)))
+    assert paired_t_rejects([-0.24, -0.16, -0.20]) is True  # |t| = 8.66 > 4.303 (2 df)
+    assert math.isnan(paired_t([0.1])) and paired_t_rejects([0.1]) is None
+    assert paired_t([0, 0]) == 0 and paired_t_rejects([0, 0]) is False
+    assert paired_t([1, 1]) == math.inf and paired_t_rejects(iter([1, 1])) is True
+    # 36 pairs (35 df, between the table's 30 and 40): a + b and a - b eighteen times each, t = 6 a / (b sqrt(36/35))
+    a = 2.035 * math.sqrt(36 / 35) / 6
+    d = [a + 1] * 18 + [a - 1] * 18
+    assert paired_t(d) == pytest.approx(2.035)
+    assert paired_t_rejects(d) is False  # above 40 df's 2.021 but not 30 df's 2.042: the smaller df's value counts
+
+
+def test_runs_written_before_aia_fwt_and_the_learning_state_leave_blank_cells(tmp_path):
+    from sccl.report_methods import methods_tables
+
+    runs = tmp_path / "runs"
+    folder = make_run(runs, "sample_incremental", "naive", [[0.9, 0.1], [0.3, 0.9]], [40, 10], 0, 2,
+                      parameter_bytes=None)
+    summary = json.loads((folder / "summary.json").read_text())
+    for key in ("aia", "fwt"):
+        del summary["metrics"][key]
+    (folder / "summary.json").write_text(json.dumps(summary))
+    records, notes = load_runs(runs)
+    assert not notes
+    row = records[0]["row"]
+    assert all(row[k] == "" for k in ("aia", "fwt", "parameter_bytes", "learning_state_bytes"))
+    line = [r for r in methods_tables(records, lambda recs: "synthetic").splitlines() if r.startswith("| naive")][0]
+    assert "| – | -60.0 | – | 60.0 | 0 | – |" in line  # AIA, BWT, FWT, forgetting, memory, learning state

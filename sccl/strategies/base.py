@@ -15,7 +15,8 @@ the parameters trained), ``ctx.depth`` (the cut) and ``ctx.train_batches(i)`` (t
 cut, task 0 included).
 
 A strategy that keeps something across tasks reports its size in ``memory_bytes_stored`` (the bytes actually
-held) and ``memory_bits_analytic`` (the paper's formula where there is one).
+held) and ``memory_bits_analytic`` (the paper's formula where there is one); ``replay_memory_bytes`` says how
+much of it is a replay memory (stored samples), the rest being regulariser state.
 """
 
 from __future__ import annotations
@@ -126,6 +127,12 @@ class Strategy:
 
     @property
     def memory_bytes_stored(self) -> int:
+        return 0
+
+    @property
+    def replay_memory_bytes(self) -> int:
+        """The part of ``memory_bytes_stored`` that is a replay memory (stored samples or latents); the rest is
+        regulariser state (summary.json ``learning_state``)."""
         return 0
 
     def describe_memory(self) -> str:

@@ -60,5 +60,10 @@ class Joint(Strategy):
         entries = int((b.offsets[self.kept + 1] - b.offsets[self.kept]).sum())
         return entries * (b.steps.itemsize + b.units.itemsize + b.counts.itemsize) + 8 * len(self.kept)
 
+    @property
+    def replay_memory_bytes(self) -> int:
+        """The kept samples are a replay memory (of everything): they count as such in the learning state."""
+        return self.memory_bytes_stored
+
     def describe_memory(self) -> str:
         return f"every past training sample: {len(self.kept)} samples, {self.memory_bytes_stored:,} B (sparse)"

@@ -114,6 +114,12 @@ class ReplayStrategy(Strategy):
 
     @property
     def memory_bytes_stored(self) -> int:
+        return self.replay_memory_bytes
+
+    @property
+    def replay_memory_bytes(self) -> int:
+        """The replay memory's own bytes (a host of a regularizer adds the regularizer's state to
+        ``memory_bytes_stored``, never to this)."""
         return self.memory.memory_bytes_stored if self.memory is not None else 0
 
     def describe_memory(self) -> str:
