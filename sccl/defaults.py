@@ -72,14 +72,22 @@ def scenario_defaults(scenario: str, compressed: bool = False) -> dict:
 TUNED_FILE = Path(__file__).with_name("tuned_defaults.json")
 
 
-def _tuned_table() -> dict:
-    if not TUNED_FILE.is_file():
+def _tuned_table(path: Path = TUNED_FILE) -> dict:
+    if not path.is_file():
         return {}
-    with open(TUNED_FILE) as fh:
+    with open(path) as fh:
         return json.load(fh).get("defaults", {})
 
 
 _TUNED = _tuned_table()
+
+
+def reload_tuned(path=None) -> dict:
+    """Read the tuned defaults again, from :data:`TUNED_FILE` or ``path`` (after :mod:`sccl.tune` wrote them; flags
+    whose defaults were read at import keep theirs until the next process)."""
+    global _TUNED
+    _TUNED = _tuned_table(Path(path) if path is not None else TUNED_FILE)
+    return _TUNED
 
 
 def tuned(method: str, dest: str, fallback):
