@@ -2,9 +2,15 @@
 
 Float32 results depend on the CPU's vector instructions (AVX2 vs AVX-512 kernels sum in other orders), and a
 one-ulp difference flips spikes: a short run then moves by a few points. Numbers recorded on one machine (the
-golden test's, the README's tables) can therefore be compared exactly only on a machine with the same
-fingerprint. The computation uses torch alone (none of this project's code), so a change of our code never
-changes the fingerprint: it cannot hide a regression.
+float32 golden test's) can therefore be compared exactly only on a machine with the same fingerprint. The
+computation uses torch alone (none of this project's code), so a change of our code never changes the
+fingerprint: it cannot hide a regression. The fingerprint also hashes the kernels torch dispatches to
+(``torch.backends.cpu.get_cpu_capability()``, e.g. ``ATEN_CPU_CAPABILITY=avx2``), which a short computation may
+not reveal.
+
+It is information, never a mask: the README check compares numbers within seed bands on every machine
+(:mod:`sccl.readme_check`), and the float64 golden test (``tests/test_golden64.py``) checks a whole tiny run on
+every CPU.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import torch
 
 def fingerprint() -> str:
     """12 hex digits identifying the float32 results of the kernels a run uses (matmul, sparse bags, exp, log-
-    softmax, reductions, Adamax) on this machine, one thread."""
+    softmax, reductions, Adamax) on this machine, one thread, and the kernels' CPU capability."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -34,7 +40,7 @@ def fingerprint() -> str:
         loss.backward()
         opt = torch.optim.Adamax([w1], lr=1e-3)
         opt.step()
-        digest = hashlib.sha256()
+        digest = hashlib.sha256(capability().encode())
         for t in (h, z, loss, w1.detach()):
             digest.update(t.detach().contiguous().numpy().tobytes())
         return digest.hexdigest()[:12]
@@ -42,5 +48,10 @@ def fingerprint() -> str:
         torch.set_num_threads(threads)
 
 
+def capability() -> str:
+    """The CPU kernels torch dispatches to here (DEFAULT, AVX2, AVX512, ...)."""
+    return torch.backends.cpu.get_cpu_capability()
+
+
 def describe() -> str:
-    return f"float32 numerics {fingerprint()} (torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()})"
+    return f"float32 numerics {fingerprint()} (torch {torch.__version__}, {capability()})"

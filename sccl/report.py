@@ -16,10 +16,12 @@ under ``RUNS/pretrain/``; see :mod:`sccl.report_data`) and writes, each file ato
 README mode replaces, in the README, every block between a line ``<!-- results:NAME -->`` and a line
 ``<!-- /results:NAME -->`` by the generated markdown of NAME (:func:`readme_blocks`: ``pretraining``,
 ``sample_incremental``, ``class_incremental``, ``progressive``, ``speakers``, ``compression``, ``methods``).
-The blocks hold no paths, and no timings but the methods' seconds per epoch, which ``--check`` masks. Each
-block records the float32 numerics fingerprint of the machine that made it (:mod:`sccl.numerics`); on a
-machine whose kernels round differently, ``--check`` compares the blocks' layout (every number masked) and says
-so. When any run used synthetic data, the title, headings and captions say "synthetic SHD-format data, not SHD".
+The blocks hold no paths, and no timings but the methods' seconds per epoch. ``--check`` compares each committed
+block with the generated one cell by cell (:mod:`sccl.readme_check`): text and integers exactly, each mean ± std
+within a band of K standard errors of n seeds (plus rounding), timings not at all; it prints one line per block
+and one per difference outside the bands. Each block records the float32 numerics fingerprint of the machine that
+made it (:mod:`sccl.numerics`): information only, it never masks a number. When any run used synthetic data, the
+title, headings and captions say "synthetic SHD-format data, not SHD".
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ from pathlib import Path
 from sccl import metrics
 from sccl.errors import SCCLError
 from sccl.numerics import fingerprint
+from sccl.readme_check import K, compare_blocks, numerics_note
 from sccl.figures import FIGURE_TITLES, FIGURES, make_figures, raster_figure
-from sccl.report_methods import TIMING_UNIT, methods_tables
+from sccl.report_methods import methods_tables
 from sccl.strategies import PAPER_ORDER
 from sccl.report_data import (REAL_LABEL, SCENARIOS, SUMMARY_COLUMNS, SYNTHETIC_LABEL, aggregate, group_key, load_pretrain_runs,
                               load_runs, seed_mean_std, summary_rows)
@@ -50,9 +53,6 @@ __all__ = ["METRIC_DEFINITIONS", "SYNTHETIC_LABEL", "SUMMARY_COLUMNS", "FIGURES"
 README_BLOCKS = ("pretraining", *SCENARIOS, "compression", "methods")
 SEQUENCE_SCENARIOS = ("progressive", "speakers")
 _MARKER = re.compile(r"^\s*<!--\s*(/?)results:([\w.-]+)\s*-->\s*$")
-_NUMERICS = re.compile(r"<!-- numerics: (\w+) -->")
-_TIMING = re.compile(r"\d+(?:\.\d+)?" + re.escape(TIMING_UNIT) + r"\b")  # seconds cells: the machine's, not results
-_NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)*(?:e[-+]?\d+)?")
 
 
 def paper_groups(groups: list[dict]) -> list[dict]:
@@ -188,28 +188,19 @@ def readme_blocks(records: list[dict], pretrain_records: list[dict]) -> dict[str
     return {name: f"{stamp}\n{text}" for name, text in blocks.items()}
 
 
-def _comparable(old: str, new: str) -> tuple[str, str, bool]:
-    """The two texts as compared (seconds masked): whole when made with the same float32 numerics, else with
-    every number masked (True: masked)."""
-    old, new = _TIMING.sub("#", old), _TIMING.sub("#", new)  # times are never compared
-    a, b = _NUMERICS.search(old), _NUMERICS.search(new)
-    if a and b and a.group(1) != b.group(1):
-        return _NUMBER.sub("#", _NUMERICS.sub("", old)), _NUMBER.sub("#", _NUMERICS.sub("", new)), True
-    return old, new, False
-
-
 def update_readme(path, blocks: dict[str, str], check: bool) -> list[str]:
     """Replace every marked block of the README at ``path`` whose name is in ``blocks`` (unless ``check``: then
     nothing is written) and return the names of the blocks that differ(ed). Blocks without generated text are
-    left as they are. With ``check``, a block made on a machine with other float32 numerics is compared by its
-    layout only (a note says so). Raises :class:`~sccl.errors.SCCLError` for a README without markers or an
-    unclosed one."""
+    left as they are. With ``check``, each generated block is compared by :func:`sccl.readme_check.compare_blocks`
+    (printed: a line per block, a line per difference outside the bands) and only failing blocks are returned.
+    Raises :class:`~sccl.errors.SCCLError` for a README without markers or an unclosed one."""
     path = Path(path)
     try:
         lines = path.read_text().splitlines(keepends=True)
     except OSError as exc:
         raise SCCLError(f"cannot read {path}: {exc}") from None
     out, differ, found, i = [], [], False, 0
+    here = fingerprint() if check else None
     while i < len(lines):
         m = _MARKER.match(lines[i])
         out.append(lines[i])
@@ -223,11 +214,15 @@ def update_readme(path, blocks: dict[str, str], check: bool) -> list[str]:
             raise SCCLError(f"{path}: <!-- results:{name} --> has no closing <!-- /results:{name} --> line")
         old = "".join(lines[i:end])
         new = old if name not in blocks else "\n" + blocks[name].strip("\n") + "\n\n"
-        a, b, masked = _comparable(old, new)
-        if check and masked:
-            print(f"{path}: block '{name}' was made on a machine whose float32 kernels round differently "
-                  f"({_NUMERICS.search(old).group(1)}; here {fingerprint()}): its layout is compared, not its numbers")
-        if (a != b) if check else (new != old):
+        if check and name in blocks:
+            result = compare_blocks(name, old, new)
+            note = numerics_note(old, here)
+            print(f"{path}: {result.summary()}" + (f" {note}" if note else ""))
+            for line in result.failures:
+                print(f"{path}: {line}")
+            if not result.ok:
+                differ.append(name)
+        elif not check and new != old:
             differ.append(name)
         out += [new, lines[end]]
         i = end + 1
@@ -253,7 +248,8 @@ def main(argv=None) -> int:
                    help="update the <!-- results:NAME --> blocks of this README (default README.md) instead of "
                         "writing the report")
     p.add_argument("--check", action="store_true",
-                   help="with --readme: write nothing; exit 1 and name the blocks that differ (0 when all equal)")
+                   help="with --readme: write nothing; compare every block with the runs (numbers within bands of "
+                        f"{K:g} standard errors over the seeds, the rest exactly); exit 1 when any differs")
     args = p.parse_args(argv)
     runs_dir = Path(args.runs_dir) if args.runs_dir else Path(args.results_dir) / "runs"
     if args.check and not args.readme:

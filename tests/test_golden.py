@@ -1,11 +1,12 @@
-"""The entry-point scripts give the golden numbers recorded before the engine refactor (tests/golden/)."""
+"""The entry-point scripts give the golden numbers recorded before the engine refactor (tests/golden/), in float32,
+on a machine with the recorded numerics fingerprint (elsewhere skipped: tests/test_golden64.py checks every CPU)."""
 
 import math
 from pathlib import Path
 
 import pytest
 
-from sccl.numerics import describe, fingerprint
+from sccl.numerics import capability, describe, fingerprint
 from tests.golden.make_golden import load_golden, make_world, record_runs
 
 COMPARED = ("loss", "old_acc", "new_acc", "all_acc", "memory_bits", "memory_bytes")
@@ -16,8 +17,9 @@ def golden_runs() -> list[dict]:
     records = load_golden()
     if fingerprint() not in records:
         known = "; ".join(r["numerics"] for r in records.values())
-        pytest.skip(f"no golden numbers for this CPU's {describe()} (recorded for: {known}); "
-                    "python tests/golden/make_golden.py records them from a trusted commit")
+        pytest.skip(f"no float32 golden numbers for this CPU's {describe()} (recorded for: {known}); "
+                    "tests/test_golden64.py checks this CPU in float64, and python tests/golden/make_golden.py "
+                    "records float32 numbers from a trusted commit")
     return records[fingerprint()]["runs"]
 
 
@@ -65,6 +67,16 @@ def test_the_golden_file_covers_every_strategy_in_every_old_scenario():
 def test_a_fingerprint_is_the_same_twice_and_depends_only_on_torch():
     assert fingerprint() == fingerprint()
     assert len(fingerprint()) == 12
+
+
+def test_the_fingerprint_hashes_the_cpu_capability(monkeypatch):
+    """Kernels chosen by capability (ATEN_CPU_CAPABILITY=avx2 on an AVX-512 CPU) may round the fingerprint's short
+    computation alike and a run's differently: the capability's name is hashed too."""
+    from sccl import numerics
+
+    here = fingerprint()
+    monkeypatch.setattr(numerics, "capability", lambda: "AVX2" if capability() != "AVX2" else "AVX512")
+    assert fingerprint() != here
 
 
 def _covers_every_strategy(golden):

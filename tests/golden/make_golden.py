@@ -10,7 +10,9 @@ of numbers is intended, and say so in the commit.
 Float32 results depend on the CPU's kernels (:mod:`sccl.numerics`), so the file holds one record per numerics
 fingerprint; the test compares against the record of its machine's fingerprint. The first record (AVX2 machines,
 fingerprint unknown when it was made) was lost when the file became per-fingerprint; the AVX-512 record was made
-with the code of commit b7e020e, whose numbers had been checked equal to the pre-refactor ones on that machine.
+with the code of commit b7e020e, whose numbers had been checked equal to the pre-refactor ones on that machine;
+its key became the fingerprint that also hashes the CPU capability (issue 19: 4916c53ec26f -> the key it has now,
+the same machine and numbers). Every CPU is checked by the float64 golden test (``make_golden64.py``).
 """
 
 from __future__ import annotations
