@@ -320,8 +320,8 @@ def _run(cfg: RunConfig, cls: type[Strategy], ds: Dataset, pre_dir: Path, folder
         if cfg.reinit_readout:
             for c in task.new_classes:
                 reinit_readout_column(net, c, scenario.readout_seed(cfg.seed, c))
-        fit_task(net, strategy, i, strategy.view(ctx.task_batches[i]), cfg.epochs, cfg.lr, trainable, evaluate, cfg.quiet, on_row,
-                 validation)
+        fit_task(net, strategy, i, strategy.view(ctx.task_batches[i]), cfg.epochs, cfg.lr, trainable, evaluate,
+                 cfg.quiet, on_row, validation)
         correct, pred, y = evaluate()
         matrix.append(evaluate.row(correct))
         if validation:

@@ -15,7 +15,8 @@ under ``RUNS/pretrain/``; see :mod:`sccl.report_data`) and writes, each file ato
 
 README mode replaces, in the README, every block between a line ``<!-- results:NAME -->`` and a line
 ``<!-- /results:NAME -->`` by the generated markdown of NAME (:func:`readme_blocks`: ``pretraining``,
-``sample_incremental``, ``class_incremental``, ``progressive``, ``speakers``, ``compression``, ``methods``).
+``sample_incremental``, ``class_incremental``, ``progressive``, ``speakers``, ``compression``, ``methods``,
+``tuning``: the tuned defaults, :mod:`sccl.report_tuning`).
 The blocks hold no paths, and no timings but the methods' seconds per epoch. ``--check`` compares each committed
 block with the generated one cell by cell (:mod:`sccl.readme_check`): text and integers exactly, each mean ± std
 within a band of K standard errors of n seeds (plus rounding), timings not at all; it prints one line per block
@@ -39,6 +40,7 @@ from sccl.numerics import fingerprint
 from sccl.readme_check import K, compare_blocks, numerics_note
 from sccl.figures import FIGURE_TITLES, FIGURES, make_figures, raster_figure
 from sccl.report_methods import methods_tables
+from sccl.report_tuning import tuning_table
 from sccl.strategies import PAPER_ORDER
 from sccl.report_data import (REAL_LABEL, SCENARIOS, SUMMARY_COLUMNS, SYNTHETIC_LABEL, aggregate, group_key, load_pretrain_runs,
                               load_runs, seed_mean_std, summary_rows)
@@ -50,7 +52,7 @@ __all__ = ["METRIC_DEFINITIONS", "SYNTHETIC_LABEL", "SUMMARY_COLUMNS", "FIGURES"
            "readme_blocks", "update_readme", "load_runs", "summary_rows", "seed_mean_std", "group_key", "aggregate",
            "raster_figure", "main"]
 
-README_BLOCKS = ("pretraining", *SCENARIOS, "compression", "methods")
+README_BLOCKS = ("pretraining", *SCENARIOS, "compression", "methods", "tuning")
 SEQUENCE_SCENARIOS = ("progressive", "speakers")
 _MARKER = re.compile(r"^\s*<!--\s*(/?)results:([\w.-]+)\s*-->\s*$")
 
@@ -184,6 +186,7 @@ def readme_blocks(records: list[dict], pretrain_records: list[dict]) -> dict[str
     table = compression_table(groups, label_of(records)) if groups else None
     blocks["compression"] = table or "_No pair of compressed and uncompressed latent-replay runs._"
     blocks["methods"] = methods_tables(records, label_of) or "_No finished runs._"
+    blocks["tuning"] = tuning_table() or "_No tuned defaults (sccl/tuned_defaults.json)._"
     stamp = f"<!-- numerics: {fingerprint()} -->"
     return {name: f"{stamp}\n{text}" for name, text in blocks.items()}
 

@@ -35,6 +35,9 @@ HELD_OUT = {"sample_incremental": "3", "class_incremental": "7"}
 
 # EWC's and SI's importances are normalised per layer, so their strengths live around 1e-2 .. 1e4
 STRENGTHS = "0.01,0.1,1,10,100,1000,10000"
+# the projection's energy: GPM's usual 0.97-0.99 and below (the first grids, 0.9-0.99 and 0.5-0.99, chose their
+# lowest value)
+ENERGIES = "0.1,0.3,0.5,0.7,0.8,0.9,0.95,0.97,0.99"
 
 PLANS = {
     "quick": {
@@ -45,16 +48,19 @@ PLANS = {
             # epochs at the scenario's lr) and its progressive grid (5 epochs)
             Entry("ewc", "class_incremental", 30, (f"ewc.ewc-lambda={STRENGTHS}",)),
             # LwF: the distillation weight and Li & Hoiem's warm-up (epochs training only the new readout columns)
-            Entry("lwf", "class_incremental", 30, ("lwf.lwf-alpha=0.1,1,10,100,1000", "lwf.lwf-warmup-epochs=0,2,5")),
-            Entry("projection", "class_incremental", 30, ("projection.energy=0.9,0.95,0.97,0.99",)),
+            Entry("lwf", "class_incremental", 30, ("lwf.lwf-alpha=0.1,1,10,100,1000",
+                                                   "lwf.lwf-warmup-epochs=0,2,5,10,20")),
+            Entry("projection", "class_incremental", 30, (f"projection.energy={ENERGIES}",)),
             # SI has no importance for the unobserved pretraining: in a two-task scenario it is naive fine-tuning
             Entry("si", "progressive", 5, (f"si.si-c={STRENGTHS}",)),
             # on top of latent replay at depth 2 with one batch per class, lr 1e-3 (the quick configuration's)
-            Entry("latent_replay+ewc", "class_incremental", 30, (f"ewc.ewc-lambda={STRENGTHS}",), lr=1e-3,
+            # (the first grids chose their smallest strengths on top of replay: widened below)
+            Entry("latent_replay+ewc", "class_incremental", 30, (f"ewc.ewc-lambda=0.0001,0.001,{STRENGTHS}",), lr=1e-3,
                   latent_depth=2, latent_batches=1),
-            Entry("latent_replay+lwf", "class_incremental", 30, ("lwf.lwf-alpha=0.1,1,10,100,1000",), lr=1e-3,
+            Entry("latent_replay+lwf", "class_incremental", 30, ("lwf.lwf-alpha=0.001,0.01,0.1,1,10,100,1000",),
+                  lr=1e-3,
                   latent_depth=2, latent_batches=1),
-            Entry("latent_replay+projection", "class_incremental", 30, ("projection.energy=0.9,0.95,0.97,0.99",),
+            Entry("latent_replay+projection", "class_incremental", 30, (f"projection.energy={ENERGIES}",),
                   lr=1e-3, latent_depth=2, latent_batches=1),
             Entry("latent_replay+si", "progressive", 10, (f"si.si-c={STRENGTHS}",), lr=1e-3, latent_depth=2,
                   latent_batches=1),
