@@ -193,8 +193,20 @@ def sweep_jobs(args, scenario: str) -> tuple[list[Job], list[Job]]:
 def run_sweep(args, scenario: str) -> int:
     """Pretrain what is missing, then run (or submit) every unfinished run of the grid; returns the number of
     local runs that failed."""
-    pre_jobs, jobs = sweep_jobs(args, scenario)
-    failed = launch([("pretrain", pre_jobs), (scenario, jobs)], args, args.out_dir)
+    return run_sweeps([args], scenario)
+
+
+def run_sweeps(grids: list, scenario: str) -> int:
+    """:func:`run_sweep` over several grids of one scenario (each an ``args`` namespace; the launcher flags, jobs,
+    out_dir and dry_run of the first), pooled into one queue of runs, so that the cores never wait for a grid's
+    last run before the next grid starts."""
+    args = grids[0]
+    pre_jobs, jobs = {}, []
+    for grid in grids:
+        pre, cl = sweep_jobs(grid, scenario)
+        pre_jobs.update((job.name, job) for job in pre)  # grids share their pretrained models
+        jobs += cl
+    failed = launch([("pretrain", list(pre_jobs.values())), (scenario, jobs)], args, args.out_dir)
     root = Path(args.out_dir) / scenario
     if not args.dry_run and args.launcher == "local" and root.exists():
         gather(root)

@@ -4,8 +4,9 @@ A block's numbers come from short float32 runs, and float32 results depend on th
 another machine a run moves by about as much as another seed would move it. So a mean ± std cell is compared
 within a band derived from the seeds' own spread, and every other cell exactly:
 
-* **mean** m ± s over n seeds: ``|m_new - m_old| <= K * sqrt(s_old^2 / n + s_new^2 / n) + u``: K = 2 standard
-  errors of the difference of two means of n seeds, plus u, one unit of the last printed digit (rounding);
+* **mean** m ± s over n seeds: ``|m_new - m_old| <= K * sqrt(s_old^2 / n + s_new^2 / n) + u``: K standard
+  errors of the difference of two means of n seeds (K = 4, :data:`K`), plus u, one unit of the last printed
+  digit (rounding);
 * **std**: ``|ln(s_new / s_old)| <= K / sqrt(n - 1)``, each std first raised to :data:`STD_FLOOR` (1, a point:
   a saturated accuracy has std 0.00 on one machine and 2.06 on another when one seed flips a few samples): ln s
   of n values has a
@@ -20,6 +21,10 @@ within a band derived from the seeds' own spread, and every other cell exactly:
   before them, which is compared, and flip with it inside its band;
 * everything else is compared exactly: text (headings, captions, settings), integers (counts, bytes, n, ids,
   epochs), and bare floats without a std (learning rates, KB, ratios), which are counted in the result line.
+
+On a machine with the float32 numerics fingerprint the block records (:mod:`sccl.numerics`: the same kernels),
+the runs are the same and every number must be identical (timings aside): a changed number fails there whatever its
+band. The bands are for the other machines; a fingerprint is never a reason to skip a number.
 
 A row added or removed, a header or caption changed, a number that moved outside its band: each is one failure
 line naming the block, table, row, column, both values and the band. Nothing is masked, on any machine.
@@ -75,6 +80,7 @@ class Result:
     changed: int = 0  # cells not identical (within bands when no failure)
     bare: int = 0  # bare floats compared exactly
     timings: int = 0  # timing and test-decision cells not compared
+    exact: bool = False  # the block was made with this machine's float32 numerics: its numbers must be identical
 
     @property
     def ok(self) -> bool:
@@ -88,7 +94,8 @@ class Result:
         if self.failures:
             return f"block '{self.name}': {len(self.failures)} difference(s) outside the bands or not numbers{tail}"
         if not self.changed:
-            return f"block '{self.name}': identical{tail}"
+            same = " (this machine's float32 numerics: compared exactly)" if self.exact else ""
+            return f"block '{self.name}': identical{same}{tail}"
         return (f"block '{self.name}': within bands ({self.changed} cell(s) differ; largest |Δ| of a mean = "
                 f"{self.largest:.2f} standard errors, K = {K:g}){tail}")
 
@@ -151,6 +158,10 @@ def _pairs(old: str, new: str, n: int | None, where: str, result: Result) -> Non
         result.failures.append(f"{where}: README '{old}', runs '{new}': no n of at least 2 seeds in the row to "
                                "size the band")
         return
+    if result.exact:
+        result.failures.append(f"{where}: README '{old}', runs '{new}' (compared exactly: the block was made with "
+                               "this machine's float32 numerics, so a rerun gives the same numbers)")
+        return
     for (mo, so), (mn, sn) in zip(po, pn):
         m_old, s_old, m_new, s_new = map(_value, (mo, so, mn, sn))
         se = math.sqrt((s_old ** 2 + s_new ** 2) / n)
@@ -205,9 +216,11 @@ def _compare_table(name: str, index: int, old: Table, new: Table, result: Result
                 result.failures.append(f"{cell}: README '{a}', runs '{b}' (compared exactly)")
 
 
-def compare_blocks(name: str, old: str, new: str) -> Result:
-    """Compare the README's block ``old`` with the generated ``new`` (see the module docstring)."""
-    result = Result(name)
+def compare_blocks(name: str, old: str, new: str, here: str | None = None) -> Result:
+    """Compare the README's block ``old`` with the generated ``new`` (see the module docstring); ``here``: this
+    machine's float32 numerics fingerprint: when the block records the same one, every number must be identical
+    (timings aside), since the same kernels give the same runs."""
+    result = Result(name, exact=here is not None and parse_block(old).numerics == here)
     a, b = parse_block(old), parse_block(new)
     if a.text != b.text:
         for k, (x, y) in enumerate(zip(a.text + [""] * len(b.text), b.text + [""] * len(a.text))):

@@ -218,7 +218,7 @@ def update_readme(path, blocks: dict[str, str], check: bool) -> list[str]:
         old = "".join(lines[i:end])
         new = old if name not in blocks else "\n" + blocks[name].strip("\n") + "\n\n"
         if check and name in blocks:
-            result = compare_blocks(name, old, new)
+            result = compare_blocks(name, old, new, here)
             note = numerics_note(old, here)
             print(f"{path}: {result.summary()}" + (f" {note}" if note else ""))
             for line in result.failures:

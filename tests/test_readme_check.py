@@ -161,3 +161,16 @@ def test_the_command_fails_on_a_block_from_another_machine_with_changed_numbers(
     assert report.update_readme(readme, generated, check=True) == ["sample_incremental"]
     out = capsys.readouterr().out
     assert "outside the bands" in out and "runs 99.99 ± 2.71" in out
+
+
+def test_on_the_machine_that_made_the_block_every_number_must_be_identical():
+    """Same float32 numerics (the fingerprint the block records): the same runs, so a change inside the seed band
+    fails there; on another machine the same change is within its band."""
+    old = ("<!-- numerics: aaaaaaaaaaaa -->\n| method | n | ACC |\n|---|---|---|\n| LR | 3 | 77.63 ± 8.71 |\n")
+    new = old.replace("77.63", "78.63")
+    assert not compare_blocks("b", old, new, here="aaaaaaaaaaaa").ok
+    assert compare_blocks("b", old, new, here="bbbbbbbbbbbb").ok
+    assert compare_blocks("b", old, old, here="aaaaaaaaaaaa").ok
+    timing = old.replace("| ACC |\n|---|---|---|", "| ACC | s / epoch |\n|---|---|---|---|").replace(
+        "8.71 |", "8.71 | 0.10 s |")
+    assert compare_blocks("b", timing, timing.replace("0.10 s", "0.30 s"), here="aaaaaaaaaaaa").ok

@@ -262,7 +262,7 @@ def test_every_method_is_one_row_named_by_what_makes_it_differ(tmp_path):
 
     runs = tmp_path / "runs"
     R = [[0.9, 0.1], [0.7, 0.5]]
-    specs = [("ewc", {"ewc_lambda": 100.0}, 800), ("ewc", {"ewc_lambda": 10.0}, 800), ("joint", {}, 5000),
+    specs = [("ewc", {"ewc_lambda": 100.0}, 800), ("ewc", {"ewc_lambda": 1000.0}, 800), ("joint", {}, 5000),
              ("latent_replay", {"regularizer": "projection", "subspace": "hebbian"}, 900), ("projection", {}, 0)]
     for strategy, options, kb in specs:
         for seed in (0, 1):
@@ -281,7 +281,7 @@ def test_every_method_is_one_row_named_by_what_makes_it_differ(tmp_path):
     names = [r.split(" | ")[0][2:] for r in rows]
     assert names == ["joint", "EWC", "EWC", "LR d2 n1 + projection (HLOP)", "projection"]
     ewc = [r for r in rows if r.startswith("| EWC")]
-    assert "ewc_lambda=10.0" in ewc[0] and "ewc_lambda=100.0" in ewc[1]
+    assert "ewc_lambda=100.0" in ewc[0] and "ewc_lambda=1000.0" in ewc[1]
     # n (seeds x classes), old, new, all (pooled over 40 + 10 samples), ACC (mean of R[1]), AIA (mean of ACC_0 =
     # 0.9 and ACC_1 = 0.6), BWT, FWT (undefined: a class scenario), forgetting
     assert all("| 2 × 1 | 70.0 ± 0.0 | 50.0 ± 0.0 | 66.0 ± 0.0 | 60.0 ± 0.0 | 75.0 ± 0.0 | -20.0 ± 0.0 | – | "
