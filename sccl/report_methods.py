@@ -12,7 +12,8 @@ import math
 from pathlib import Path
 
 from sccl.report_data import SCENARIOS, aggregate, number, seed_mean_std
-from sccl.report_tables import SCENARIO_TITLES, STRATEGY_NAMES, _caption, _n_text, fmt_bytes, fmt_pct, md_table
+from sccl.report_tables import (SCENARIO_TITLES, STRATEGY_NAMES, _caption, _n_text, fmt_bytes, fmt_pct, md_table,
+                                paired_delta)
 
 __all__ = ["method_name", "methods_table", "methods_tables", "methods_figure", "TIMING_UNIT"]
 
@@ -79,18 +80,22 @@ def methods_table(groups: list[dict], scenario: str, label: str, number_: int | 
     """Every method of one scenario: final accuracies, ACC, AIA, BWT, FWT, forgetting, bytes kept (memory and
     whole learning state), seconds per epoch."""
     lr_differs = len({repr(g["row"]["lr"]) for g in groups}) > 1
+    naive = next((g for g in groups if g["row"]["strategy"] == "naive"), None)
     rows = []
     for g in groups:
         pct = lambda k, g=g: fmt_pct(seed_mean_std(g["runs"], k), 1)  # noqa: E731
         bytes_ = lambda k, g=g: fmt_bytes(seed_mean_std(g["runs"], k)[0])  # noqa: E731
+        versus = paired_delta(naive, g, "acc", 1) if naive is not None and g is not naive else ("–", "–")
         rows.append([method_name(g), _n_text(g), pct("old_after"), pct("new_after"), pct("all_after"), pct("acc"),
-                     pct("aia"), pct("bwt"), pct("fwt"), pct("forgetting"), bytes_("memory_bytes"),
+                     *versus, pct("aia"), pct("bwt"), pct("fwt"), pct("forgetting"), bytes_("memory_bytes"),
                      bytes_("learning_state_bytes"), _seconds(g), _settings_text(g, lr_differs)])
-    header = ["method", "n", "old", "new", "all", "ACC", "AIA", "BWT (pp)", "FWT (pp)", "forgetting (pp)",
-              "memory (B)", "learning state (B)", "s / epoch", "settings"]
+    header = ["method", "n", "old", "new", "all", "ACC", "ACC − naive (pp)", "≠ 0 (paired t, 5 %)", "AIA",
+              "BWT (pp)", "FWT (pp)", "forgetting (pp)", "memory (B)", "learning state (B)", "s / epoch", "settings"]
     text = (f"{SCENARIO_TITLES.get(scenario, scenario)}: every method after the last task; accuracies in %, mean ± "
             f"std over seeds (n = seeds, or seeds × held-out ids); AIA = mean ACC over every step, the pretrained "
-            f"model's included; FWT = accuracy on each task before training on it minus a randomly initialised "
+            f"model's included; ACC − naive = the per-seed paired difference of ACC with naive fine-tuning (same "
+            f"seed, same pretrained model), mean ± std, and whether a two-sided paired t-test over the seeds rejects "
+            f"a zero difference at 5 % (yes / no; – below two pairs); FWT = accuracy on each task before training on it minus a randomly initialised "
             f"network's (– where tasks bring new classes); memory = bytes the method keeps across tasks; learning "
             f"state = memory + trained parameters + optimiser state (– for runs that did not record it); "
             f"s / epoch = training time per epoch on the machine that ran it (not comparable across machines); "

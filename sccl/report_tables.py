@@ -193,7 +193,7 @@ def compression_table(groups: list[dict], label: str, number_: int | None = None
         r = g["row"]
         au, ac = seed_mean_std(u["runs"], "all_after"), seed_mean_std(g["runs"], "all_after")
         bu, bc = _mean(u, "memory_bytes"), _mean(g, "memory_bytes")
-        delta, rejects = _paired_delta(u, g, "all_after")
+        delta, rejects = paired_delta(u, g, "all_after")
         window = g["runs"][0]["nb_steps"] // int(r["stored_steps"]) if number(r["stored_steps"]) > 0 else "?"
         rows.append([r["scenario"], _blank(r["depth"]), _blank(r["replay_batches"]),
                      f"{r['stored_steps']} (1:{window}, {r['compression']})", f"{_n_text(u)} / {_n_text(g)}",
@@ -220,15 +220,15 @@ def compression_table(groups: list[dict], label: str, number_: int | None = None
     return _caption(number_, text) + "\n\n" + md_table(header, rows)
 
 
-def _paired_delta(first: dict, second: dict, value) -> tuple[str, str]:
+def paired_delta(first: dict, second: dict, value, digits: int = 2) -> tuple[str, str]:
     """(Δ cell, test cell) of second - first, in pp: the per-seed paired differences' mean ± std and whether a
     paired t-test rejects zero; without a shared seed, the difference of the means and "–"."""
     diffs = paired_differences(first["runs"], second["runs"], value)
     if not diffs:
         delta = seed_mean_std(second["runs"], value)[0] - seed_mean_std(first["runs"], value)[0]
-        return fmt_pct((delta, float("nan"), 1), sign=True), "–"
+        return fmt_pct((delta, float("nan"), 1), digits, sign=True), "–"
     rejects = paired_t_rejects(diffs)
-    return fmt_pct(mean_std(diffs), sign=True), "–" if rejects is None else ("yes" if rejects else "no")
+    return fmt_pct(mean_std(diffs), digits, sign=True), "–" if rejects is None else ("yes" if rejects else "no")
 
 
 def _at(values: list[float], t: int) -> float:

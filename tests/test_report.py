@@ -284,8 +284,8 @@ def test_every_method_is_one_row_named_by_what_makes_it_differ(tmp_path):
     assert "ewc_lambda=100.0" in ewc[0] and "ewc_lambda=1000.0" in ewc[1]
     # n (seeds x classes), old, new, all (pooled over 40 + 10 samples), ACC (mean of R[1]), AIA (mean of ACC_0 =
     # 0.9 and ACC_1 = 0.6), BWT, FWT (undefined: a class scenario), forgetting
-    assert all("| 2 × 1 | 70.0 ± 0.0 | 50.0 ± 0.0 | 66.0 ± 0.0 | 60.0 ± 0.0 | 75.0 ± 0.0 | -20.0 ± 0.0 | – | "
-               "20.0 ± 0.0 |" in r for r in rows)
+    assert all("| 2 × 1 | 70.0 ± 0.0 | 50.0 ± 0.0 | 66.0 ± 0.0 | 60.0 ± 0.0 | – | – | 75.0 ± 0.0 | -20.0 ± 0.0 | – | "
+               "20.0 ± 0.0 |" in r for r in rows)  # no naive run: no paired difference with it
     assert "| AIA | BWT (pp) | FWT (pp) |" in text and "| memory (B) | learning state (B) | s / epoch |" in text
     # joint keeps 5,000 B; learning state = 5,000 + 4,000 B of parameters + 8,000 B of Adamax state
     assert "| 5,000 | 17,000 | 0.50 s |" in rows[0]
@@ -384,3 +384,21 @@ def test_runs_written_before_aia_fwt_and_the_learning_state_leave_blank_cells(tm
     assert all(row[k] == "" for k in ("aia", "fwt", "parameter_bytes", "learning_state_bytes"))
     line = [r for r in methods_tables(records, lambda recs: "synthetic").splitlines() if r.startswith("| naive")][0]
     assert "| – | -60.0 | – | 60.0 | 0 | – |" in line  # AIA, BWT, FWT, forgetting, memory, learning state
+
+
+def test_each_method_is_paired_with_naive_fine_tuning_seed_by_seed(tmp_path):
+    """ACC − naive: per seed, the method's ACC minus naive's on the same seed; mean ± std in pp and the paired
+    t-test's decision (differences 0.10, 0.20: t = 0.15 / (0.0707 / sqrt 2) = 3.0 < 12.706 at 1 df: no)."""
+    from sccl.report_methods import methods_tables
+
+    runs = tmp_path / "runs"
+    for strategy, accs in (("naive", (0.5, 0.6)), ("ewc", (0.6, 0.8))):
+        for seed, acc in enumerate(accs):
+            R = [[0.9, 0.0], [2 * acc - 1.0, 1.0]]  # ACC = mean of the last row = acc
+            make_run(runs, "class_incremental", strategy, R, [40, 10], seed, 7, depth=None, batches=0,
+                     memory_bytes=0)
+    records, _ = load_runs(runs)
+    text = methods_tables(records, lambda recs: "synthetic")
+    rows = {r.split(" | ")[0][2:]: r for r in text.splitlines() if r.startswith("| ") and not r.startswith("| method")}
+    assert "| 70.0 ± 14.1 | +15.0 ± 7.1 | no |" in rows["EWC"]
+    assert "| 55.0 ± 7.1 | – | – |" in rows["naive"]
