@@ -36,7 +36,7 @@ STAGES = ("pretrain", "sample_incremental", "class_incremental", "progressive", 
 # extra: {"sets": ["STRATEGY.FLAG=V1,V2", ...] (a strategy's own flags, as cl_sweep --set), "epochs": N}.
 CONFIGS = {
     "quick": {
-        # Sized for 15 minutes on a 2-core CPU: 3 seeds, each with its own pretrained models (25 epochs at lr 1e-3
+        # Sized for ~19 minutes on a 2-core CPU: 3 seeds, each with its own pretrained models (25 epochs at lr 1e-3
         # instead of the paper's 200 at 2e-4: ~75 % test accuracy on the demo data, where 12 epochs gave ~61 %; lr
         # 1.5e-3 or 3e-3, batch 32 or reshuffled batches reached less after 20 epochs, class 7 held out, seed 3);
         # one held-out speaker and one held-out class (their old test sets hold
