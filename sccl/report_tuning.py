@@ -35,9 +35,15 @@ def _runner_up(run: dict) -> str:
     return f"{values}: {_score(best['mean'], best.get('std'))}"
 
 
+def _data(run: dict) -> str:
+    """Which tuning run: the data file's SHA-256 (first 12 digits) and the day."""
+    sha = (run.get("data") or {}).get("sha256") or ""
+    return f"{sha[:12] or '–'}, {str(run.get('date', '–'))[:10]}"
+
+
 def tuning_table(path: Path | str = TUNED_FILE) -> str | None:
     """Markdown: one row per tuning record (method, scenario, seeds, grid, choice, validation ACC of the choice and
-    of the runner-up); None when there is no file or no record."""
+    of the runner-up, the data file and the day); None when there is no file or no record."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -47,12 +53,13 @@ def tuning_table(path: Path | str = TUNED_FILE) -> str | None:
         return None
     lines = ["Settings chosen by `python -m sccl.tune` (`sccl/tuned_defaults.json`): validation ACC after the last "
              "task (%), mean ± std over the tuning seeds, on the split's validation sets; never a test set.", "",
-             "| method | scenario | split, seeds | n | grid | chosen | validation ACC | runner-up |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| method | scenario | split, seeds | n | grid | chosen | validation ACC | runner-up | data, date |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for run in sorted(runs, key=lambda r: r["method"]):
         chosen = ", ".join(f"{k} {_value(v)}" for k, v in run["chosen"].items())
         seeds = ",".join(str(s) for s in run["seeds"])
         lines.append(f"| {run['method']} | {run['scenario']} | {run['split']}, {seeds} | {len(run['seeds'])} | "
                      f"{_grid(run['grid'])} | "
-                     f"{chosen} | {_score(run.get('chosen_mean'), run.get('chosen_std'))} | {_runner_up(run)} |")
+                     f"{chosen} | {_score(run.get('chosen_mean'), run.get('chosen_std'))} | {_runner_up(run)} | "
+                     f"{_data(run)} |")
     return "\n".join(lines)
