@@ -284,8 +284,7 @@ def _run(cfg: RunConfig, cls: type[Strategy], ds: Dataset, pre_dir: Path, folder
     matrix = [evaluate.row(correct)]
     valid_matrix = [validation.row(validation()[0])] if validation else []
     # FWT is defined only where no task brings new classes (metrics docstring): only there is b measured
-    baseline = (None if any(t.new_classes for t in scenario.tasks[1:])
-                else random_init_accuracy(net, ds, scenario, cfg.seed, device))
+    baseline = None if scenario.brings_new_classes else random_init_accuracy(net, ds, scenario, cfg.seed, device)
 
     strategy.end_task(0)
     ctx.task_batches.pop(0, None)  # the pretraining set's batches, if the strategy used them: no later task does

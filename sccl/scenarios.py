@@ -52,6 +52,12 @@ class Scenario:
         return all(t.valid is not None for t in self.tasks)
 
     @property
+    def brings_new_classes(self) -> bool:
+        """A later task brings classes never trained before (class_incremental, progressive): FWT is undefined and
+        the projection leaves the readout free there."""
+        return any(t.new_classes for t in self.tasks[1:])
+
+    @property
     def per_class_memory(self) -> bool:
         """Replay memories hold k batches per class (class scenarios) rather than k batches per task."""
         return self.name in CLASS_SCENARIOS

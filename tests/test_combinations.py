@@ -18,7 +18,7 @@ from sccl.pretraining import PretrainConfig, pretrain
 from sccl.results import read_json
 from sccl.runs import RunConfig
 from sccl.scenarios import Scenario, Task
-from sccl.strategies.anchoring import tuned_flags
+from sccl.strategies.base import tuned_flags
 from sccl.strategies.ewc import OnlineEWC
 from sccl.strategies.latent_replay import LatentReplay, hosted
 

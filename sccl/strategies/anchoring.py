@@ -1,7 +1,6 @@
 """What the weight-importance regularisers (EWC, SI) share: an anchor θ* of the trained parameters, a per-scalar
 importance w, and the penalty ``scale · Σ w (θ − θ*)²`` that pulls each trained scalar back in proportion to how
-much the past tasks needed it. Also the check of a strategy's numeric flags and their tuned defaults (LwF and the
-projection use them too).
+much the past tasks needed it. Also the check of a strategy's numeric flags (LwF and the projection use it too).
 
 What is kept across tasks is w and θ* for the trained parameters only (``ctx.trainable``): as a component of
 latent replay the frozen layers need no protection, and counting them would overstate the memory.
@@ -24,11 +23,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import replace
 
 import torch
 
-from sccl.defaults import tuned
 from sccl.errors import ConfigError
 from sccl.strategies.base import Flag, Strategy
 
@@ -36,22 +33,6 @@ IMPORTANCE_NORMS = ("mean", "none")
 IMPORTANCE_NORM_FLAG = Flag("--importance-norm", "importance_norm", "mean: divide each task's importance tensor "
                             "by its mean before adding it, so the strength means the same on every layer; none: the "
                             "paper's unnormalised importance", type=str, default="mean", choices=IMPORTANCE_NORMS)
-
-
-def tuned_flags(methods: str | tuple[str, ...], flags: tuple[Flag, ...]) -> tuple[Flag, ...]:
-    """``flags`` whose numeric defaults are those :func:`sccl.defaults.tuned` holds for the first of ``methods``
-    (a strategy's name, or ``HOST+NAME`` for a hosted one) that has one, each flag's own default where none has."""
-    methods = (methods,) if isinstance(methods, str) else tuple(methods)
-
-    def default(f: Flag):
-        value = f.default
-        for method in reversed(methods):  # the first method wins: it is asked last
-            value = tuned(method, f.dest, value)
-        return value
-
-    return tuple(replace(f, default=default(f))
-                 if f.action is None and f.type in (int, float) and isinstance(f.default, (int, float)) else f
-                 for f in flags)
 
 
 def flag_of(cls: type[Strategy], dest: str):

@@ -21,10 +21,12 @@ much of it is a replay memory (stored samples), the rest being regulariser state
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
+
+from sccl.defaults import tuned
 
 if TYPE_CHECKING:
     from sccl.engine import RunContext
@@ -44,6 +46,22 @@ class Flag:
     default: Any = None
     choices: tuple | None = None
     action: str | None = None
+
+
+def tuned_flags(methods: str | tuple[str, ...], flags: tuple[Flag, ...]) -> tuple[Flag, ...]:
+    """``flags`` whose numeric defaults are those :func:`sccl.defaults.tuned` holds for the first of ``methods``
+    (a strategy's name, or ``HOST+NAME`` for a hosted one) that has one, each flag's own default where none has."""
+    methods = (methods,) if isinstance(methods, str) else tuple(methods)
+
+    def default(f: Flag):
+        value = f.default
+        for method in reversed(methods):  # the first method wins: it is asked last
+            value = tuned(method, f.dest, value)
+        return value
+
+    return tuple(replace(f, default=default(f))
+                 if f.action is None and f.type in (int, float) and isinstance(f.default, (int, float)) else f
+                 for f in flags)
 
 
 class Strategy:

@@ -22,8 +22,8 @@ import torch
 
 from sccl.defaults import METHODS
 from sccl.sparse_input import SparseInput
-from sccl.strategies.anchoring import IMPORTANCE_NORM_FLAG, ImportanceAnchoredStrategy, require, tuned_flags
-from sccl.strategies.base import Flag
+from sccl.strategies.anchoring import IMPORTANCE_NORM_FLAG, ImportanceAnchoredStrategy, require
+from sccl.strategies.base import Flag, tuned_flags
 from sccl.training import Batch, logits_of, nll_loss
 
 

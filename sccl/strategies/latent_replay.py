@@ -15,8 +15,7 @@ import torch
 
 from sccl.errors import ConfigError
 from sccl.replay import MODES, build_latent_memory
-from sccl.strategies.anchoring import tuned_flags
-from sccl.strategies.base import Flag
+from sccl.strategies.base import Flag, tuned_flags
 from sccl.strategies.replaying import REPLAY_FLAGS, ReplayStrategy
 from sccl.training import raw_batches
 

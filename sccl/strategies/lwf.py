@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from sccl.defaults import METHODS
-from sccl.strategies.anchoring import flag_of, nbytes, require, require_choice, tuned_flags
-from sccl.strategies.base import Flag, Strategy
+from sccl.strategies.anchoring import flag_of, nbytes, require, require_choice
+from sccl.strategies.base import Flag, Strategy, tuned_flags
 from sccl.training import Batch, logits_of
 
 

@@ -43,8 +43,7 @@ import torch
 
 from sccl.defaults import METHODS
 from sccl.errors import ConfigError
-from sccl.strategies.anchoring import tuned_flags
-from sccl.strategies.base import Flag, Strategy
+from sccl.strategies.base import Flag, Strategy, tuned_flags
 from sccl.subspace import (BASIS_MODES, OjaSubspace, activity_grams, extend_basis, group_width, presynaptic_rows,
                            project_out, projection_groups)
 
@@ -55,8 +54,8 @@ HEBBIAN_MOMENTUM = 0.9
 def projected_weights(trainable, scenario) -> tuple[str, ...]:
     """The trained weights the projection protects: all of them, but the readout when a task brings new classes
     (module docstring)."""
-    brings_classes = scenario is not None and any(task.new_classes for task in scenario.tasks)
-    return tuple(n for n in trainable if not (brings_classes and n == "w_out"))
+    free_readout = scenario is not None and scenario.brings_new_classes
+    return tuple(n for n in trainable if not (free_readout and n == "w_out"))
 
 
 class Projection(Strategy):

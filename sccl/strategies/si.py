@@ -24,9 +24,8 @@ from __future__ import annotations
 import torch
 
 from sccl.defaults import METHODS
-from sccl.strategies.anchoring import (IMPORTANCE_NORM_FLAG, ImportanceAnchoredStrategy, detached_copies, require,
-                                       tuned_flags)
-from sccl.strategies.base import Flag
+from sccl.strategies.anchoring import IMPORTANCE_NORM_FLAG, ImportanceAnchoredStrategy, detached_copies, require
+from sccl.strategies.base import Flag, tuned_flags
 
 
 class SynapticIntelligence(ImportanceAnchoredStrategy):
