@@ -34,7 +34,9 @@ every step as long as the spikes agree, the reset to 0 is unchanged by the scale
 theta is a power of 2; otherwise the scaled sums round differently, which can flip only a spike whose membrane
 is within rounding of theta). The surrogate gradient
 then is the original's in units of the threshold: ds/dmem = 1 / (theta (100 |mem - theta| / theta + 1)^2).
-Defaults (w = 1, theta = 1) compute exactly what they did before: no scaling, the same decays and kernel.
+``readout_gain`` g multiplies the readout's input current ``s3 @ w_out`` (so the trace and logits) by g: an S-step
+network's logits are far smaller than the T-step ones it starts from, which leaves its softmax almost flat.
+Defaults (w = 1, theta = 1, g = 1) compute exactly what they did before: no scaling, the same decays and kernel.
 
 Seeding: weights are drawn from ``generator`` when one is given, otherwise from torch's global RNG (so
 ``torch.manual_seed(s)`` before construction makes them reproducible). Draw order: w1, w2, w3, w_out, v1, v2, v3
@@ -206,10 +208,14 @@ class RecurrentSNN(nn.Module):
             currents, V = currents / threshold, V / threshold
         return lif_layer(currents, V, *self.decays(time_factor))
 
-    def readout_trace(self, spikes3: torch.Tensor, time_factor: int = 1) -> torch.Tensor:
+    def readout_trace(self, spikes3: torch.Tensor, time_factor: int = 1, readout_gain: float = 1.0) -> torch.Tensor:
         """Readout trace (T+1, B, C) = ``[0, out(1), ..., out(T)]`` from layer-3 spikes (T, B, H3)."""
         T, B, H = spikes3.shape
         a = torch.mm(spikes3.reshape(T * B, H), self.w_out)
+        if readout_gain != 1.0:
+            if not (math.isfinite(readout_gain) and readout_gain > 0):
+                raise ValueError(f"readout_gain must be a positive number, got {readout_gain!r}")
+            a = a * readout_gain
         K = self._kernel(T, *self.decays(time_factor), a.dtype, a.device)
         return torch.mm(K, a.view(T, -1)).view(T + 1, B, -1)
 
@@ -221,12 +227,13 @@ class RecurrentSNN(nn.Module):
             self._kernels[key] = K
         return K
 
-    def run_from(self, z: torch.Tensor, depth: int, time_factor: int = 1, threshold: float = 1.0) -> torch.Tensor:
+    def run_from(self, z: torch.Tensor, depth: int, time_factor: int = 1, threshold: float = 1.0,
+                 readout_gain: float = 1.0) -> torch.Tensor:
         """Readout trace (T+1, B, C) from time-major depth-``depth`` activity ``z`` (T, B, H_depth).
 
         Runs only what lies above the depth: depth 0 -> layers 1..3, depth 1 -> layers 2..3 (z = layer-1 spikes),
         depth 2 -> layer 3, depth 3 -> readout only. Differentiable in the parameters above the cut (and in z).
-        ``time_factor``, ``threshold``: the layers above the cut run with them (module docstring)."""
+        ``time_factor``, ``threshold``, ``readout_gain``: the layers above the cut run with them (module docstring)."""
         self._check_depth(depth)
         if z.dim() != 3 or z.shape[2] != self.depth_size(depth):
             raise ValueError(f"depth-{depth} activity must be (T, B, {self.depth_size(depth)}), got {tuple(z.shape)}")
@@ -238,12 +245,12 @@ class RecurrentSNN(nn.Module):
             s = z
         for layer in range(depth + 1, 4):
             s = self.hidden_layer(layer, self.feedforward(layer, s), time_factor, threshold)
-        return self.readout_trace(s, time_factor)
+        return self.readout_trace(s, time_factor, readout_gain)
 
     def forward_time_major(self, z: torch.Tensor, from_depth: int, time_factor: int = 1,
-                           threshold: float = 1.0) -> torch.Tensor:
+                           threshold: float = 1.0, readout_gain: float = 1.0) -> torch.Tensor:
         """Logits (B, C) from time-major depth-``from_depth`` activity (T, B, H) (see :meth:`run_from`)."""
-        return max_over_time(self.run_from(z, from_depth, time_factor, threshold))
+        return max_over_time(self.run_from(z, from_depth, time_factor, threshold, readout_gain))
 
     @torch.no_grad()
     def activity_time_major(self, x, depth: int) -> torch.Tensor:
@@ -277,19 +284,21 @@ class RecurrentSNN(nn.Module):
 
     # ------------------------------------------------------------------------------------------ public, batch-first
 
-    def forward(self, x, from_depth: int | None = None, time_factor: int = 1, threshold: float = 1.0) -> torch.Tensor:
+    def forward(self, x, from_depth: int | None = None, time_factor: int = 1, threshold: float = 1.0,
+                readout_gain: float = 1.0) -> torch.Tensor:
         """Logits (B, C).
 
         ``from_depth=None``: ``x`` is the input, a dense (B, T, nb_inputs) tensor of counts or a
         :class:`SparseInput`. ``from_depth=d``: ``x`` is depth-d activity (B, T, H) as returned by
-        :meth:`latents`, and only the layers above depth d run. ``time_factor``, ``threshold``: see
-        :meth:`run_from`."""
+        :meth:`latents`, and only the layers above depth d run. ``time_factor``, ``threshold``, ``readout_gain``:
+        see :meth:`run_from`."""
         if from_depth is None:
-            return max_over_time(self.run_from(self.input_currents(x), 0, time_factor, threshold))
+            return max_over_time(self.run_from(self.input_currents(x), 0, time_factor, threshold, readout_gain))
         self._check_depth(from_depth)
         if not isinstance(x, torch.Tensor) or x.dim() != 3:
             raise ValueError(f"from_depth={from_depth} expects a (B, T, H) tensor of depth-{from_depth} activity")
-        return self.forward_time_major(x.transpose(0, 1).contiguous(), from_depth, time_factor, threshold)
+        return self.forward_time_major(x.transpose(0, 1).contiguous(), from_depth, time_factor, threshold,
+                                       readout_gain)
 
     def trace(self, x, from_depth: int | None = None) -> torch.Tensor:
         """The readout trace batch-first (B, T+1, C), like the original's ``out_rec`` (differentiable)."""

@@ -32,9 +32,9 @@ def training_batches(memory, batch_size: int = 64, dtype: torch.dtype = torch.fl
 
 
 def fewer_step_batches(memory, batch_size: int = 64, threshold: float = 1.0, dtype: torch.dtype = torch.float32,
-                       device=None) -> list[Batch]:
+                       device=None, readout_gain: float = 1.0) -> list[Batch]:
     """Every sample in insertion order at its S stored steps: batch-first (B, S, H) batches with ``time_factor``
-    w = T/S and the given firing ``threshold`` for the layers that run on them."""
+    w = T/S and the given firing ``threshold`` and ``readout_gain`` for the layers that run on them."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     depth = replay_depth(memory)
@@ -45,5 +45,6 @@ def fewer_step_batches(memory, batch_size: int = 64, threshold: float = 1.0, dty
         x, y = memory.get_compressed(idx, dtype=dtype), labels[idx]
         if device is not None:
             x, y = x.to(device), y.to(device)
-        out.append(Batch(x, y, from_depth=depth, time_factor=memory.window, threshold=threshold))
+        out.append(Batch(x, y, from_depth=depth, time_factor=memory.window, threshold=threshold,
+                         readout_gain=readout_gain))
     return out

@@ -127,15 +127,17 @@ class Batch:
     time_major: bool = False  # x is (T, B, H) activity (cached frozen prefix): no transpose per step
     time_factor: int = 1  # one step of x stands for this many network steps (fewer-step replay)
     threshold: float = 1.0  # firing threshold of the layers that run on x
+    readout_gain: float = 1.0  # factor on the readout's input current (fewer-step replay)
 
     def __len__(self) -> int:
         return len(self.y)
 
     def timing(self) -> dict:
-        """The network's keyword arguments for this batch's steps and threshold ({} for the defaults)."""
-        if self.time_factor == 1 and self.threshold == 1.0:
+        """The network's keyword arguments for this batch's steps, threshold and readout gain ({} for the
+        defaults)."""
+        if self.time_factor == 1 and self.threshold == 1.0 and self.readout_gain == 1.0:
             return {}
-        return {"time_factor": self.time_factor, "threshold": self.threshold}
+        return {"time_factor": self.time_factor, "threshold": self.threshold, "readout_gain": self.readout_gain}
 
 
 def logits_of(net, batch: Batch) -> torch.Tensor:

@@ -1,5 +1,5 @@
 """Fewer-step replay: the network at S steps (decays alpha^w, beta^w), the threshold as scaled currents, the
-replayed batches at S steps, and the strategy on the tiny embedded dataset."""
+readout gain and its calibration, the replayed batches at S steps, and the strategy on the tiny embedded dataset."""
 
 import math
 
@@ -18,7 +18,7 @@ from sccl.runs import RunConfig
 from sccl.scenarios import Scenario, Task, from_split
 from sccl.splits import make_batches, make_split
 from sccl.strategies import get_strategy
-from sccl.strategies.fewer_steps import window_gain
+from sccl.strategies.fewer_steps import CALIBRATION_SAMPLES, matched_readout_gain, window_gain
 from sccl.training import Batch, logits_of
 
 ALPHA, BETA = math.exp(-0.2), math.exp(-0.1)
@@ -192,13 +192,13 @@ def strategy_of(name, tiny, **kw):
 def test_replayed_batches_hold_s_steps_and_the_memory_is_latent_replays(tiny):
     ds, _ = tiny
     assert ds.binned.nb_steps == 100
-    fewer = strategy_of(NAME, tiny, options={"replay_threshold": 0.5})
+    fewer = strategy_of(NAME, tiny, options={"replay_threshold": 0.5, "readout_gain": 4.0})
     plain = strategy_of("latent_replay", tiny)
     fewer.end_task(0)
     plain.end_task(0)
     batches = fewer.replay_batches()
     assert batches and all(b.x.shape[1:] == (10, 100) and b.time_factor == 10 and b.threshold == 0.5
-                           for b in batches)
+                           and b.readout_gain == 4.0 for b in batches)
     assert [b.x.shape[1] for b in plain.replay_batches()] == [100] * len(batches)
     assert fewer.memory_bytes_stored == plain.memory_bytes_stored > 0
     assert fewer.memory_bits_analytic == plain.memory_bits_analytic
@@ -208,7 +208,9 @@ def test_replayed_batches_hold_s_steps_and_the_memory_is_latent_replays(tiny):
 
 @pytest.mark.parametrize("kw, message", [({"stored_steps": None}, "needs --latent-subsample S below the 100"),
                                          ({"stored_steps": 100}, "needs --latent-subsample S below the 100"),
-                                         ({"options": {"replay_threshold": 0.0}}, "--replay-threshold must be")])
+                                         ({"options": {"replay_threshold": 0.0}}, "--replay-threshold: expected"),
+                                         ({"options": {"readout_gain": "abc"}}, "--readout-gain: expected"),
+                                         ({"options": {"readout_gain": float("inf")}}, "--readout-gain: expected")])
 def test_bad_settings_are_clear_errors(tiny, kw, message):
     with pytest.raises(ConfigError, match=message):
         strategy_of(NAME, tiny, **kw)
@@ -217,19 +219,21 @@ def test_bad_settings_are_clear_errors(tiny, kw, message):
 def test_command_line_defaults_to_ten_stored_steps():
     parser = build_parser(NAME, "class_incremental")
     cfg = config_from_args(parser.parse_args(["--removed-class", "7"]), NAME, "class_incremental")
-    assert cfg.stored_steps == 10 and cfg.options["replay_threshold"] == 1.0 and cfg.latent_depth == 2
+    assert cfg.stored_steps == 10 and cfg.latent_depth == 2
+    assert cfg.options["replay_threshold"] == cfg.options["readout_gain"] == "auto"
 
 
 def test_one_task_trains_on_new_and_replayed_s_step_batches(tiny):
     ds, scenario = tiny
-    strategy = strategy_of(NAME, tiny, options={"replay_threshold": 0.4})
+    strategy = strategy_of(NAME, tiny, options={"replay_threshold": 0.4, "readout_gain": 2.0})
     net = strategy.ctx.net
     strategy.end_task(0)
     for n, p in net.named_parameters():
         p.requires_grad_(n in strategy.ctx.trainable)
     new = strategy.view(cached_batches(net, ds, make_batches(scenario.tasks[1].train, 8), 2, torch.device("cpu")))
     batches = strategy.epoch_batches(new)
-    assert {b.x.shape[0] for b in new} == {10} and {(b.time_factor, b.threshold) for b in batches} == {(10, 0.4)}
+    assert {b.x.shape[0] for b in new} == {10}
+    assert {(b.time_factor, b.threshold, b.readout_gain) for b in batches} == {(10, 0.4, 2.0)}
     evaluate = Evaluator(net, ds, scenario, 2, "cpu", view=strategy.view)
     assert {(b.x.shape[0], b.time_factor) for b in evaluate.batches} == {(10, 10)}  # evaluated at S steps
     rows = fit_task(net, strategy, 1, new, 1, 1e-3, strategy.ctx.trainable, evaluate)
@@ -242,7 +246,7 @@ def test_one_task_trains_on_new_and_replayed_s_step_batches(tiny):
 def viewer(mode="or", stored_steps=10, threshold=0.5):
     """The strategy with only what its view reads: the stored steps, the compression, the threshold."""
     cfg = RunConfig(scenario="class_incremental", strategy=NAME, held_out=7, latent_depth=1, stored_steps=stored_steps,
-                    compression=mode, options={"replay_threshold": threshold})
+                    compression=mode, options={"replay_threshold": threshold, "readout_gain": 1.0})
     scenario = Scenario("class_incremental", [Task("0-6", np.arange(1), np.arange(1)),
                                               Task("7", np.arange(1), np.arange(1), (7,))])
     return get_strategy(NAME)(cfg, RunContext(small_net(), None, torch.device("cpu"), scenario, lambda line: None))
@@ -283,3 +287,52 @@ def test_a_hosted_regularizer_estimates_from_s_step_batches(tiny):
 def test_the_description_says_what_runs_at_s_steps():
     text = get_strategy(NAME).description
     assert "Replay4NCL-like, evaluated at S steps" in text and "new data and test sets" in text
+
+
+# ---------------------------------------------------------------------------------------------- (8) readout gain
+
+
+def test_readout_gain_multiplies_the_readout_input_current():
+    net = small_net()
+    s3 = (torch.rand(30, 4, 8, generator=torch.Generator().manual_seed(3)) < 0.3).double()
+    plain = net.readout_trace(s3, time_factor=3)
+    # by hand: the readout recurrence is linear in a = s3 @ w_out, so the trace of 4 a is 4 times the trace of a
+    torch.testing.assert_close(net.readout_trace(s3, time_factor=3, readout_gain=4.0), 4 * plain, rtol=0, atol=0)
+    z = s3[:10]
+    assert torch.equal(net.forward_time_major(z, 3, 3, 1.0, 0.25), net.forward_time_major(z, 3, 3) * 0.25)
+    with pytest.raises(ValueError, match="readout_gain must be a positive number"):
+        net.readout_trace(s3, readout_gain=-1.0)
+
+
+def test_matched_gain_makes_the_mean_largest_logit_that_of_t_steps():
+    net = small_net()
+    x = counts(n=12)
+    batch = Batch(net.activity_time_major(x, 1), torch.zeros(12, dtype=torch.long), from_depth=1, time_major=True)
+    g = matched_readout_gain(net, [batch], steps=10, mode="or", threshold=0.5)
+    viewed = viewer("or", threshold=0.5).view([batch])[0]
+    with torch.no_grad():
+        t_mean = net.forward_time_major(batch.x, 1).max(1).values.mean()
+        s_mean = net.forward_time_major(viewed.x, 1, 3, 0.5, g).max(1).values.mean()
+        assert g > 1 and float(t_mean) > 0  # this net's S-step logits are smaller: the gain lifts them
+    torch.testing.assert_close(s_mean, t_mean, rtol=1e-12, atol=0)
+
+
+def test_a_silent_s_step_network_cannot_be_matched():
+    net = small_net()
+    with torch.no_grad():
+        net.w_out.fill_(-1.0)  # every readout trace <= 0: every largest logit is the trace's leading 0
+    batch = Batch(net.activity_time_major(counts(), 1), torch.zeros(6, dtype=torch.long), from_depth=1, time_major=True)
+    with pytest.raises(ConfigError, match="no gain matches them"):
+        matched_readout_gain(net, [batch], steps=10, mode="or", threshold=1.0)
+
+
+def test_auto_settings_are_one_over_the_window_gain_and_the_matched_gain(tiny):
+    lines = []
+    strategy = strategy_of(NAME, tiny)
+    strategy.ctx.log = lines.append
+    net = strategy.ctx.net
+    assert strategy.threshold == pytest.approx(1 / window_gain(net.alpha, net.beta, 10))
+    calibration = strategy.ctx.train_batches(0, CALIBRATION_SAMPLES)
+    expected = matched_readout_gain(net, calibration, 10, "or", strategy.threshold)
+    assert strategy.readout_gain == expected and strategy.view(calibration)[0].readout_gain == expected
+    assert sum("readout gain" in line for line in lines) == 1  # computed once, and said

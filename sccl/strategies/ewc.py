@@ -16,6 +16,7 @@ it (:func:`sccl.defaults.tuned`).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from itertools import islice
 
 import torch
@@ -32,8 +33,7 @@ def single_samples(batch: Batch) -> Iterator[Batch]:
     x = batch.x.to_dense() if isinstance(batch.x, SparseInput) else batch.x
     for j in range(len(batch)):
         xj = x[:, j:j + 1] if batch.time_major else x[j:j + 1]
-        yield Batch(xj, batch.y[j:j + 1], from_depth=batch.from_depth, time_major=batch.time_major,
-                    time_factor=batch.time_factor, threshold=batch.threshold)
+        yield replace(batch, x=xj, y=batch.y[j:j + 1])
 
 
 def empirical_fisher(net, params: dict[str, torch.nn.Parameter], batches: list[Batch],

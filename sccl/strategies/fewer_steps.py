@@ -16,8 +16,19 @@ arrives at the windows' last steps, the S-step membrane at the window ends is th
 window gain c = sum_{j<w} alpha^j beta^(w-1-j) (:func:`window_gain`; 2.70 for w = 10 at the default time
 constants), and the readout trace likewise. An OR window also holds one spike where the T-step latent may hold
 several. ``--replay-threshold`` theta is the firing threshold of the layers above the cut on every S-step batch
-(Replay4NCL tunes it, and the learning rate, ``--lr``): theta = 1/c makes their subthreshold membrane equal the
-T-step one at the window ends (the run's log says the value).
+(Replay4NCL tunes it, and the learning rate, ``--lr``): theta = 1/c, the default (``auto``), makes their
+subthreshold membrane equal the T-step one at the window ends (the run's log says the value). At theta = 1 the
+pretrained network above the cut is almost silent at S steps (5 % accuracy on its own memory at S = 10, against
+27 % at 1/c on the demo data).
+
+The readout sees the same loss of scale, and more: the layers above fire at most once per window, so at S steps
+the logits of the pretrained network are tens of times smaller than at T steps (0.2 against 7 on the demo data at
+S = 10). Its softmax is then almost flat, the loss stays near ln(classes), and in class-incremental runs a new
+class's re-drawn readout column never rose above the old ones (0 % of the new class in every run).
+``--readout-gain`` g multiplies the readout's input current on every S-step batch; ``auto`` (the default) sets it
+once, before the first evaluation, so that the mean largest logit at S steps equals the one at T steps on the
+first :data:`CALIBRATION_SAMPLES` pretraining samples (training data of task 0, which the memory is drawn from;
+the run's log says the value).
 
 A hosted regularizer (``--regularizer``) sees the S-step view of every task's training batches too, so its
 Fisher, path or bases describe the network that is trained and evaluated.
@@ -25,8 +36,11 @@ Fisher, path or bases describe the network that is trained and evaluated.
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import replace
+
+import torch
 
 from sccl.defaults import COMPRESSED
 from sccl.errors import ConfigError
@@ -41,6 +55,40 @@ def window_gain(alpha: float, beta: float, w: int) -> float:
     """c = sum_{j<w} alpha^j beta^(w-1-j): the T-step membrane gained over a window per unit of synaptic current
     at its start, where an S-step (decays alpha^w, beta^w) gains 1."""
     return sum(alpha ** j * beta ** (w - 1 - j) for j in range(w))
+
+
+CALIBRATION_SAMPLES = 512
+
+
+def auto_or_positive(text) -> str | float:
+    """``auto`` or a positive finite number (the type of ``--replay-threshold`` and ``--readout-gain``)."""
+    if isinstance(text, str) and text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a positive number, got {text!r}")
+    return value
+
+
+@torch.no_grad()
+def matched_readout_gain(net, batches, steps: int, mode: str, threshold: float) -> float:
+    """g such that the mean over samples of the largest logit at ``steps`` steps (``mode`` compression, firing
+    ``threshold``, gain 1) times g equals the mean largest logit at the batches' own T steps. Time-major batches
+    at the cut, as :meth:`sccl.engine.RunContext.train_batches` gives them."""
+    full, reduced = [], []
+    for b in batches:
+        full.append(net.forward_time_major(b.x, b.from_depth).max(1).values)
+        z = compress(b.x.transpose(0, 1), steps, mode, kind_for_depth(b.from_depth)).transpose(0, 1).contiguous()
+        reduced.append(net.forward_time_major(z, b.from_depth, b.x.shape[0] // steps, threshold).max(1).values)
+    t_mean, s_mean = float(torch.cat(full).mean()), float(torch.cat(reduced).mean())
+    if not (s_mean > 0 and t_mean > 0):
+        raise ConfigError(f"--readout-gain auto: the network's largest logits average {s_mean:.4g} at {steps} steps "
+                          f"and {t_mean:.4g} at T steps on the pretraining data, so no gain matches them (give "
+                          f"--readout-gain a number, or lower --replay-threshold)")
+    return t_mean / s_mean
 
 
 def _with_default_steps(flag: Flag) -> Flag:
@@ -72,8 +120,16 @@ class FewerStepReplay(LatentReplay):
                    "sets, compressed as the memory is.")
     flags = tuple(_with_default_steps(f) for f in LatentReplay.flags) + (
         Flag("--replay-threshold", "replay_threshold", "firing threshold of the layers above the cut on replayed "
-             "and new batches, and in evaluation (1: the network's)", type=float, default=1.0),
+             "and new batches, and in evaluation: a positive number (1: the network's), or 'auto' (default): 1/c, "
+             "the T-step membrane at window ends", type=auto_or_positive, default="auto"),
+        Flag("--readout-gain", "readout_gain", "factor on the readout's input current on every S-step batch: a "
+             "positive number, or 'auto' (default): the mean largest logit at S steps matched to the one at T steps "
+             "on the pretraining data", type=auto_or_positive, default="auto"),
     )
+
+    def __init__(self, cfg, ctx):
+        super().__init__(cfg, ctx)
+        self._gain = None
 
     @classmethod
     def validate(cls, cfg, nb_steps):
@@ -81,9 +137,35 @@ class FewerStepReplay(LatentReplay):
         if cfg.stored_steps is None or cfg.stored_steps >= nb_steps:
             raise ConfigError(f"the {cls.name} strategy needs --latent-subsample S below the {nb_steps} time steps, "
                               f"got {cfg.stored_steps}")
-        theta = cfg.options.get("replay_threshold", 1.0)
-        if not (isinstance(theta, (int, float)) and math.isfinite(theta) and theta > 0):
-            raise ConfigError(f"--replay-threshold must be a positive number, got {theta}")
+        for flag, dest in (("--replay-threshold", "replay_threshold"), ("--readout-gain", "readout_gain")):
+            try:
+                auto_or_positive(cfg.options.get(dest, "auto"))
+            except argparse.ArgumentTypeError as e:
+                raise ConfigError(f"{flag}: {e}") from None
+
+    @property
+    def threshold(self) -> float:
+        """The run's firing threshold above the cut: the flag's number, or with ``auto`` 1/c (:func:`window_gain`)."""
+        value = auto_or_positive(self.option("replay_threshold"))
+        if value == "auto":
+            net = self.ctx.net
+            value = 1 / window_gain(net.alpha, net.beta, self.ctx.ds.binned.nb_steps // self.stored_steps)
+        return float(value)
+
+    @property
+    def readout_gain(self) -> float:
+        """The run's readout gain: the flag's number, or with ``auto`` the matched gain, computed once."""
+        if self._gain is None:
+            value = auto_or_positive(self.option("readout_gain"))
+            if value == "auto":
+                batches = self.ctx.train_batches(0, CALIBRATION_SAMPLES)
+                value = matched_readout_gain(self.ctx.net, batches, self.stored_steps, self.cfg.compression,
+                                             self.threshold)
+                self.ctx.log(f"fewer-step replay: readout gain {value:.4f} (auto: the mean largest logit at "
+                             f"{self.stored_steps} steps matched to T steps on {sum(len(b) for b in batches)} "
+                             f"pretraining samples)")
+            self._gain = float(value)
+        return self._gain
 
     def end_task(self, i):
         super().end_task(i)
@@ -92,20 +174,21 @@ class FewerStepReplay(LatentReplay):
             c = window_gain(net.alpha, net.beta, w)
             self.ctx.log(f"fewer-step replay: {self.stored_steps} steps of {w} (window gain {c:.4f}; "
                          f"--replay-threshold {1 / c:.4f} keeps the T-step membrane at window ends), "
-                         f"threshold {self.option('replay_threshold')}")
+                         f"threshold {self.threshold:.4f}")
 
     def view(self, batches):
         """Each time-major (T, B, N) batch at the cut compressed to its S windows as the memory compresses (OR or
         sum of spikes, sums of depth-0 currents) and marked, as replayed batches are, with w = T/S and the run's
         ``--replay-threshold``."""
-        mode, threshold = self.cfg.compression, self.option("replay_threshold")
+        mode, threshold = self.cfg.compression, self.threshold
         out = []
         for b in batches:
             if not b.time_major or b.from_depth is None:
                 raise ValueError("fewer-step replay views time-major batches at its cut depth")
             z = compress(b.x.transpose(0, 1), self.stored_steps, mode, kind_for_depth(b.from_depth))
             out.append(Batch(z.transpose(0, 1).contiguous(), b.y, from_depth=b.from_depth, time_major=True,
-                             time_factor=b.x.shape[0] // self.stored_steps, threshold=threshold))
+                             time_factor=b.x.shape[0] // self.stored_steps, threshold=threshold,
+                             readout_gain=self.readout_gain))
         return out
 
     def hosted_context(self):
@@ -114,5 +197,5 @@ class FewerStepReplay(LatentReplay):
     def replay_batches(self):
         if self.memory is None:
             return []
-        return fewer_step_batches(self.memory, self.cfg.batch_size, self.option("replay_threshold"),
-                                  device=self.ctx.device)
+        return fewer_step_batches(self.memory, self.cfg.batch_size, self.threshold,
+                                  device=self.ctx.device, readout_gain=self.readout_gain)
