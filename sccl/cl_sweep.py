@@ -66,6 +66,8 @@ def add_sweep_flags(p: argparse.ArgumentParser, scenario: str) -> None:
     p.add_argument("--seeds", default="0")
     p.add_argument("--epochs", type=int, default=SCENARIO[scenario]["epochs"], help="(default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=SCENARIO[scenario]["batch_size"])
+    p.add_argument("--eval-every", type=int, default=1, metavar="K",
+                   help="test accuracy after every K-th epoch of a task and after its last (default: every epoch)")
     p.add_argument("--lr", type=float, default=None,
                    help=f"learning rate of every run (default: the scenario's, {SCENARIO[scenario]['lr']}; "
                         f"{COMPRESSED['lr']} for {COMPRESSED_ALIAS} runs in the two-task scenarios, as its scripts)")
@@ -121,6 +123,8 @@ def expand(args, scenario: str, data_file=None) -> list[tuple[str, list[str]]]:
     if bad:
         raise ConfigError(f"unknown strategy '{bad[0]}' (choose from {', '.join(list(REGISTRY) + [COMPRESSED_ALIAS])})")
     depths = parse_int_list(args.depths, 0, 3, "depth")
+    if getattr(args, "eval_every", 1) < 1:
+        raise ConfigError(f"--eval-every must be a positive whole number of epochs, got {args.eval_every}")
     sizes = parse_int_list(args.latent_batches, 0, 10**6, "buffer size")
     rehearsal = parse_int_list(args.rehearsal_batches, 1, 10**6, "rehearsal size")
     modes = args.compression.split(",")
@@ -145,6 +149,7 @@ def expand(args, scenario: str, data_file=None) -> list[tuple[str, list[str]]]:
     for seed in parse_int_list(args.seeds, 0, 2**31 - 1, "seed"):
         for ids in held:
             base = ids + ["--seed", str(seed), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
+            base += ["--eval-every", str(args.eval_every)] if getattr(args, "eval_every", 1) != 1 else []
             for strategy in strategies:
                 lr = args.lr
                 if strategy == COMPRESSED_ALIAS and lr is None and scenario in HELD_OUT_FLAG:

@@ -81,6 +81,9 @@ def build_parser(strategy: str, scenario: str, entry: str | None = None) -> argp
                    help="seed of the memory's choice and of the pretrained model to use (default: %(default)s)")
     p.add_argument("--device", default=COMMON["device"], choices=["cpu", "cuda", "auto"])
     p.add_argument("--threads", type=int, default=COMMON["threads"], help="torch threads (default 1)")
+    p.add_argument("--eval-every", type=int, default=1, metavar="K",
+                   help="test accuracy after every K-th epoch of a task and after its last (default: every epoch); "
+                        "the run's results are the same, only epochs.csv has fewer accuracy cells")
     p.add_argument("--keep-last", action="store_true", help="keep the last incomplete new-data batch")
     p.add_argument("--max-time", default=None,
                    help="binning window in seconds or 'auto' (default: the pretraining's)")
@@ -114,7 +117,7 @@ def config_from_args(args, strategy: str, scenario: str) -> RunConfig:
                      reinit_readout=not getattr(args, "keep_readout", False),
                      first_speakers=getattr(args, "first_speakers", None),
                      first_classes=getattr(args, "first_classes", None),
-                     classes_per_step=getattr(args, "classes_per_step", 1), **values)
+                     classes_per_step=getattr(args, "classes_per_step", 1), eval_every=args.eval_every, **values)
 
 
 def main(strategy: str, scenario: str, argv=None, entry: str | None = None) -> Path:

@@ -129,10 +129,14 @@ def pooled(correct, counts, tasks) -> float:
     return int(np.sum(np.asarray(correct)[tasks])) / n
 
 
+ACCURACY_COLUMNS = ("old_acc", "new_acc", "all_acc")  # the keys of old_new_all, in its order
+
+
 def old_new_all(correct, counts, t: int) -> dict[str, float]:
     """Pooled old (tasks < t), new (task t) and all (every task) accuracy of one evaluation."""
-    return {"old_acc": pooled(correct, counts, range(t)), "new_acc": pooled(correct, counts, [t]),
-            "all_acc": pooled(correct, counts, range(len(counts)))}
+    old, new, every = ACCURACY_COLUMNS
+    return {old: pooled(correct, counts, range(t)), new: pooled(correct, counts, [t]),
+            every: pooled(correct, counts, range(len(counts)))}
 
 
 def correct_counts(matrix, counts) -> np.ndarray:

@@ -4,7 +4,8 @@ A run folder ``OUT/<scenario>/<stamp>/`` is named by a stamp of everything the r
 the data file (SHA-256) and the pretrained model it starts from (SHA-256 of its weights). Another data file or a
 retrained model gives another folder, never a stale "already finished". It holds
 
-    epochs.csv           one row per task and epoch (epoch 0 = before training on the task)
+    epochs.csv           one row per task and epoch (epoch 0 = before training on the task); with --eval-every k
+                         the accuracy cells are blank but after every k-th epoch and the task's last
     accuracy_matrix.csv  R[i][j]: accuracy on task j's test samples after task i (row 0: the pretrained model)
     log.txt              human-readable log
     summary.json         written last: a folder without it is an unfinished run, redone from scratch
@@ -26,7 +27,7 @@ from sccl.splits import SCENARIOS, SPLITS, format_ids
 
 NOT_IN_STAMP = {"threads", "quiet"}  # settings that do not change results
 #: settings added later: in the stamp only when not at this default, so that earlier runs keep their stamps
-STAMPED_WHEN_SET = {"first_classes": None, "classes_per_step": 1}
+STAMPED_WHEN_SET = {"first_classes": None, "classes_per_step": 1, "eval_every": 1}
 SCENARIO_DEFAULTED = ("epochs", "lr", "batch_size")
 
 
@@ -57,6 +58,7 @@ class RunConfig:
     first_speakers: tuple[int, ...] | None = None  # speakers scenario: the pretraining's group (default: first half)
     first_classes: tuple[int, ...] | None = None  # progressive: the pretraining's classes (default: first half)
     classes_per_step: int = 1  # progressive: classes per later task
+    eval_every: int = 1  # test accuracy after every k-th epoch of a task (and always after its last)
     pretrained: str | None = None  # a pretraining run folder (default: found in the output folder)
     quiet: bool = False
     options: dict = field(default_factory=dict)  # a strategy's own settings (its flags without a field here)

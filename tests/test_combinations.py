@@ -101,6 +101,19 @@ def test_set_sweeps_a_strategy_s_own_flag_over_values():
         ("ewc", "1"), ("ewc", "10"), ("naive", None)]
 
 
+def test_a_sweep_passes_eval_every_to_its_runs_and_refuses_zero_before_any():
+    args = argparse.Namespace(strategies="naive", depths="2", latent_batches="1", rehearsal_batches="1",
+                              subsample=None, compression="or", ids="7", seeds="0", epochs=1, batch_size=8, lr=None,
+                              sets=[], eval_every=5)
+    ((_, argv),) = expand(args, "class_incremental")
+    assert argv[argv.index("--eval-every") + 1] == "5"
+    args.eval_every = 1  # the default adds nothing: earlier sweeps' commands stay as they were
+    assert "--eval-every" not in expand(args, "class_incremental")[0][1]
+    args.eval_every = 0
+    with pytest.raises(ConfigError, match="--eval-every must be a positive whole number of epochs, got 0"):
+        expand(args, "class_incremental")
+
+
 @pytest.mark.parametrize("text, message", [
     ("ewc-lambda=1", "takes STRATEGY.FLAG=V1,V2"),
     ("nope.x=1", "unknown strategy 'nope'"),

@@ -215,6 +215,7 @@ def test_dataclass_and_command_line_defaults_are_the_same_table():
     (["--lr", "nan"], "--lr must be a positive number"),
     (["--lr", "-1"], "--lr must be a positive number"),
     (["--seed", str(2**64)], "--seed must be between 0 and 2147483647"),
+    (["--eval-every", "0"], "--eval-every must be a positive whole number of epochs, got 0"),
 ])
 def test_bad_values_are_clear_errors(world, capsys, argv, message):
     ds, root = world
@@ -245,6 +246,24 @@ def test_same_seed_gives_identical_rows(world, tmp_path):
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
     assert strip(read_csv(a / "epochs.csv")) == strip(read_csv(b / "epochs.csv"))
     assert a.name == b.name
+
+
+def test_eval_every_measures_fewer_epochs_and_changes_no_result(world, tmp_path):
+    ds, root = world
+    c = dict(epochs=7, pretrained=str(pre_dir(root, "class_incremental")))
+    every = run(cfg("class_incremental", "naive", **c), ds, tmp_path / "every")
+    sparse = run(cfg("class_incremental", "naive", eval_every=3, **c), ds, tmp_path / "sparse")
+    rows_every, rows_sparse = read_csv(every / "epochs.csv"), read_csv(sparse / "epochs.csv")
+    measured = [int(r["epoch"]) for r in rows_sparse if r["all_acc"] != ""]
+    assert measured == [0, 3, 6, 7]  # epoch 0, every third, and the task's last
+    assert all(r["old_acc"] == r["new_acc"] == "" for r in rows_sparse if int(r["epoch"]) not in measured)
+    for a, b in zip(rows_every, rows_sparse):  # the same training: every loss, and every measured accuracy
+        assert a["loss"] == b["loss"] and (b["all_acc"] == "" or a["all_acc"] == b["all_acc"])
+    s_every, s_sparse = read_json(every / "summary.json"), read_json(sparse / "summary.json")
+    assert s_every["accuracy_matrix"] == s_sparse["accuracy_matrix"] and s_every["metrics"] == s_sparse["metrics"]
+    assert s_sparse["best"]["epoch"] in measured[1:]
+    assert s_sparse["config"]["eval_every"] == 3 and "eval_every" not in s_every["config"]  # earlier stamps kept
+    assert every.name != sparse.name
 
 
 def test_a_diverging_run_stops_with_one_line():
