@@ -23,7 +23,9 @@ from sccl.cli import run_cli  # noqa: E402
 from sccl.errors import ConfigError  # noqa: E402
 from sccl.launch import add_launcher_flags, check_launcher_args, launch  # noqa: E402
 from sccl.merge import MERGED_FILE, TEST_FILE, TRAIN_FILE, ensure_merged, merged_path  # noqa: E402
+from sccl.provenance import SYNTHETIC_LABEL, file_label  # noqa: E402
 from sccl.splits import SPLIT_HELP, SPLITS  # noqa: E402
+from sccl.study_fit import fit_to_data, read_labels_and_speakers  # noqa: E402
 from sccl.sweep import id_list, parse_int_list, pretrain_job, run_jobs  # noqa: E402
 
 OFFLINE_ROOT = ROOT / "data" / "offline"  # one folder per size: data/offline/<size>
@@ -194,6 +196,9 @@ def main(argv=None):
     p.add_argument("--seeds", default=None,
                    help="comma-separated seeds (default: the configuration's: 0,1,2 quick, 0 smoke and full)")
     p.add_argument("--split", "--protocol", dest="split", choices=SPLITS, default="paper", help=SPLIT_HELP)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="batch size of every continual-learning run (default: the configuration's, 64); on a data "
+                        "file whose tasks cannot fill it, it is lowered to what every run can fill, saying so")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     p.add_argument("--stages", default="all", help=f"comma-separated subset of {','.join(STAGES)} (default: all)")
     p.add_argument("--dry-run", action="store_true", help="only list (or, on Slurm, show the arrays) what would run")
@@ -208,6 +213,10 @@ def main(argv=None):
         raise ConfigError("choose --full or --smoke, not both")
     name = "full" if args.full else "smoke" if args.smoke else "quick"
     conf = CONFIGS[name]
+    if args.batch_size is not None:
+        if args.batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+        conf = {k: {**v, "batch_size": args.batch_size} if k in STAGES[1:-1] else v for k, v in conf.items()}
     seeds = args.seeds or conf["seeds"]
     offline_size = "tiny" if args.smoke else args.offline_size
     results = Path(args.results_dir)
@@ -216,7 +225,12 @@ def main(argv=None):
     data_dir, synthetic = resolve_data(Path(args.data_dir).expanduser(), offline_size,
                                        int(seeds.split(",")[0]), Path(args.offline_dir) if args.offline_dir else None,
                                        workers=max(1, args.jobs), force=args.force)
-    label = "synthetic SHD-format data, not SHD" if synthetic else "SHD"
+    data_file = merged_path(data_dir)
+    label = SYNTHETIC_LABEL if synthetic else file_label(data_file)
+    conf, notes = fit_to_data(conf, *read_labels_and_speakers(data_file),
+                              parse_int_list(seeds, 0, 2**31 - 1, "seed"), args.split)
+    for line in notes:
+        print(f"[data] {line}", flush=True)
     order = [s for s in STAGES if s in stages]
     failed = 0
 

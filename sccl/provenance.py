@@ -80,10 +80,20 @@ def data_label(attrs: dict, path: Path) -> str:
     if "synthetic" in description:
         return SYNTHETIC_LABEL
     name = _text(attrs.get("name")) or description.split(";")[0].strip()
+    if name.startswith(LAYOUT_PREFIX):  # a description that already says so (sccl.audio's): one prefix, not two
+        name = name[len(LAYOUT_PREFIX):].strip()
     if not name:
         path = Path(path)
         name = f"{path.parent.name}/{path.name}" if path.parent.name else path.name
     return LAYOUT_PREFIX + name
+
+
+def file_label(path: Path) -> str:
+    """:func:`data_label` of a merged file, read from its attributes."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return data_label(dict(f.attrs), Path(path))
 
 
 def _text(value) -> str:

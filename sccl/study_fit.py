@@ -1,0 +1,135 @@
+"""A study configuration (reproduce.py's ``CONFIGS``) fitted to the data file it runs on.
+
+The configurations name SHD's ids (speaker 3 and class 7 held out, speakers 0-5 first) and batches of 64. A user's
+SHD-layout file may lack those ids or hold too few samples per speaker or class for such batches; its runs would
+then fail one by one. :func:`fit_to_data` checks every scenario of the configuration against the file before
+anything runs and returns the configuration to use, with one line per change:
+
+* a held-out id the file lacks becomes the middle one of the file's speakers (classes);
+* a first speaker group that the file lacks, or that leaves no speaker to arrive, becomes the first half of the
+  file's speakers;
+* a scenario's batch size, where some run of its grids could not fill it for some seed, becomes the largest
+  power of two below it that every run fills: one batch of each new task's training set, and the replay
+  memory's batches from every task a later one follows (per class in the class scenarios). If not even a batch
+  of 1 fits, a clear error.
+
+On the embedded demo data and on SHD nothing changes (no line is printed).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+
+from sccl.errors import ConfigError
+from sccl.scenarios import from_split
+from sccl.shape import first_half
+from sccl.splits import format_ids, make_split
+
+TWO_TASK = {"sample_incremental": ("speaker", "ids"), "class_incremental": ("class", "ids")}
+CLASS_SCENARIOS = ("class_incremental", "progressive")
+
+
+def _ids(text: str) -> list[int]:
+    from sccl.sweep import parse_int_list
+
+    return parse_int_list(text, 0, 10**6, "id")
+
+
+def _replay_batches(grid: tuple) -> int:
+    """The most replay batches any run of a grid stores (latent batches, or rehearsal batches for rehearsal)."""
+    strategies, _, latent, rehearsal = grid[:4]
+    counts = [0]
+    names = strategies.split(",")
+    if any(s.startswith("latent_replay") for s in names):
+        counts += _ids(latent)
+    if "rehearsal" in names:
+        counts += _ids(rehearsal)
+    return max(counts)
+
+
+def _largest_fitting_batch(limit: int, new_sizes: list[int], pools: list[int], replay: int) -> int:
+    """``limit`` when one batch of it fits in every new task and ``replay`` batches in every replay pool, else the
+    largest power of two below it that fits (0 when none does)."""
+    def fits(b: int) -> bool:
+        return all(n >= b for n in new_sizes) and all(p >= replay * b for p in pools)
+
+    if fits(limit):
+        return limit
+    b = 1 << (limit.bit_length() - 1)
+    b = b // 2 if b == limit else b
+    while b >= 1 and not fits(b):
+        b //= 2
+    return b
+
+
+def _scenario_sizes(scenario: str, split_kind: str, labels, speakers, source, seeds, held: list, first_speakers):
+    """(new tasks' training sizes, replay pools' sizes) over every seed and held-out id of one scenario."""
+    new_sizes, pools = [], []
+    for seed in seeds:
+        for h in held:
+            split = make_split(scenario, h, labels, speakers, source, kind=split_kind, seed=seed,
+                               first_speakers=first_speakers)
+            tasks = from_split(split).tasks
+            new_sizes += [len(t.train) for t in tasks[1:]]
+            for task in tasks[:-1]:  # a memory is drawn from every task a later one follows
+                if scenario in CLASS_SCENARIOS:  # per class
+                    pools += [int(np.sum(labels[task.train] == c)) for c in np.unique(labels[task.train])]
+                else:
+                    pools.append(len(task.train))
+    return new_sizes, pools
+
+
+def fit_to_data(conf: dict, labels: np.ndarray, speakers: np.ndarray, source, seeds: list[int],
+                split_kind: str = "paper") -> tuple[dict, list[str]]:
+    """(the configuration fitted to the file's labels and speakers, one line per change)."""
+    conf = copy.deepcopy(conf)
+    notes: list[str] = []
+    present = {"speaker": sorted(int(s) for s in np.unique(speakers)),
+               "class": sorted(int(c) for c in np.unique(labels))}
+    for scenario, (what, key) in TWO_TASK.items():
+        sc = conf[scenario]
+        wanted = _ids(sc[key])
+        if not set(wanted) <= set(present[what]):
+            middle = present[what][len(present[what]) // 2]
+            notes.append(f"{scenario}: the data has no {what} {format_ids(sorted(set(wanted) - set(present[what])))}"
+                         f"; {what} {middle} is held out instead")
+            sc[key] = str(middle)
+    sp = conf["speakers"]
+    first = tuple(_ids(sp["first_speakers"]))
+    if not set(first) <= set(present["speaker"]) or not set(present["speaker"]) - set(first):
+        fitted = first_half(present["speaker"])
+        notes.append(f"speakers: first speakers {format_ids(first)} do not fit the data's speakers "
+                     f"{format_ids(present['speaker'])}; {format_ids(fitted)} first instead")
+        sp["first_speakers"] = format_ids(fitted)
+    for scenario in ("sample_incremental", "class_incremental", "progressive", "speakers"):
+        sc = conf[scenario]
+        held = [int(i) for i in _ids(sc["ids"])] if scenario in TWO_TASK else [None]
+        first_group = tuple(_ids(sp["first_speakers"])) if scenario == "speakers" else None
+        try:
+            new_sizes, pools = _scenario_sizes(scenario, split_kind, labels, speakers, source, seeds, held,
+                                               first_group)
+        except ConfigError as e:
+            raise ConfigError(f"{scenario}: {e}") from None
+        replay = max(_replay_batches(g) for g in sc["grids"])
+        b = _largest_fitting_batch(sc["batch_size"], new_sizes, pools, replay)
+        if b == 0:
+            raise ConfigError(f"{scenario}: the data is too small for this study: the smallest new task holds "
+                              f"{min(new_sizes)} training samples and the smallest replay pool {min(pools)} for "
+                              f"{replay} replay batch(es); run fewer --stages or bring more samples")
+        if b != sc["batch_size"]:
+            notes.append(f"{scenario}: batch size {sc['batch_size']} -> {b} (the smallest new task holds "
+                         f"{min(new_sizes)} training samples, the smallest replay pool {min(pools)} for {replay} "
+                         f"replay batch(es))")
+            sc["batch_size"] = b
+    return conf, notes
+
+
+def read_labels_and_speakers(data_file: Path):
+    """(labels, speakers, source) of a merged SHD-layout file, without its spikes."""
+    from sccl.training import _read_sample_info
+
+    labels, speakers, source, *_ = _read_sample_info(Path(data_file))
+    return labels, speakers, source
