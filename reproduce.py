@@ -126,7 +126,7 @@ def resolve_data(data_dir: Path, offline_size: str, seed: int, offline_dir: Path
     in its own folder (data/offline/<size>), so that a smoke run's tiny set is never reused by a plain run. The
     embedded dataset is (re)generated when missing, half-generated or damaged, and with ``force`` in any case."""
     if has_shd_files(data_dir):
-        print(f"[data] SHD files found in {data_dir}", flush=True)
+        print(f"[data] SHD-layout files found in {data_dir}", flush=True)
         ensure_merged(data_dir)
         return data_dir, False
     from sccl.offline import dataset_problem, generate_dataset

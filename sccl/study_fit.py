@@ -101,7 +101,8 @@ def fit_to_data(conf: dict, labels: np.ndarray, speakers: np.ndarray, source, se
     first = tuple(_ids(sp["first_speakers"]))
     if not set(first) <= set(present["speaker"]) or not set(present["speaker"]) - set(first):
         fitted = first_half(present["speaker"])
-        notes.append(f"speakers: first speakers {format_ids(first)} do not fit the data's speakers "
+        why = ("are not all among" if not set(first) <= set(present["speaker"]) else "leave none to arrive of")
+        notes.append(f"speakers: first speakers {format_ids(first)} {why} the data's speakers "
                      f"{format_ids(present['speaker'])}; {format_ids(fitted)} first instead")
         sp["first_speakers"] = format_ids(fitted)
     for scenario in ("sample_incremental", "class_incremental", "progressive", "speakers"):

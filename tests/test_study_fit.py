@@ -30,7 +30,7 @@ def test_a_mid_sized_user_corpus_keeps_the_batches_and_moves_only_the_speakers_g
         == [64] * 4
     # speakers 0-5 are all six: nobody would arrive, so the first half of the file's speakers comes first
     assert conf["speakers"]["first_speakers"] == "0-2"
-    assert notes == ["speakers: first speakers 0-5 do not fit the data's speakers 0-5; 0-2 first instead"]
+    assert notes == ["speakers: first speakers 0-5 leave none to arrive of the data's speakers 0-5; 0-2 first instead"]
     assert QUICK["speakers"]["first_speakers"] == "0-5"  # the configuration itself is untouched
 
 
