@@ -41,7 +41,7 @@ def main(argv=None):
 
         ensure_files(data_dir, args.dataset)
     elif not all(p.is_file() for p in part_paths(data_dir, args.dataset).values()):
-        raise DataError(no_data_message(data_dir))
+        raise DataError(no_data_message(data_dir, args.dataset))
     out = merge_folder(data_dir, args.dataset, force=args.force)
     merged = load_shd_tables(out)  # no spikes: memory stays small at SSC's size
     parts = " + ".join(f"{int((merged.source == SOURCE_CODES[p]).sum())} {p}" for p in PARTS[args.dataset])

@@ -121,13 +121,17 @@ def has_shd_files(folder: Path) -> bool:
 
 
 def resolve_data(data_dir: Path, offline_size: str, seed: int, offline_dir: Path | None = None,
-                 workers: int = 1, force: bool = False) -> tuple[Path, bool]:
+                 workers: int = 1, force: bool = False, dry_run: bool = False) -> tuple[Path, bool]:
     """(folder holding the merged file, synthetic?): real SHD from data_dir, else the embedded dataset of that size
     in its own folder (data/offline/<size>), so that a smoke run's tiny set is never reused by a plain run. The
-    embedded dataset is (re)generated when missing, half-generated or damaged, and with ``force`` in any case."""
+    embedded dataset is (re)generated when missing, half-generated or damaged, and with ``force`` in any case.
+    ``dry_run``: only say what would be generated or merged."""
     if has_shd_files(data_dir):
         print(f"[data] SHD-layout files found in {data_dir}", flush=True)
-        ensure_merged(data_dir)
+        if dry_run and not merged_path(data_dir).is_file():
+            print(f"[data] would merge them into {merged_path(data_dir)}", flush=True)
+        else:
+            ensure_merged(data_dir)
         return data_dir, False
     from sccl.offline import dataset_problem, generate_dataset
 
@@ -135,6 +139,9 @@ def resolve_data(data_dir: Path, offline_size: str, seed: int, offline_dir: Path
     print(f"[data] no SHD files in {data_dir}: using the embedded synthetic SHD-format dataset ({offline_size}) "
           f"in {offline_dir} -- synthetic data, not SHD", flush=True)
     problem = "--force" if force else dataset_problem(offline_dir)
+    if problem and dry_run:
+        print(f"[data] would generate {offline_dir} ({problem})", flush=True)
+        return offline_dir, True
     if problem:
         print(f"[data] generating {offline_dir} ({problem})", flush=True)
         t0 = time.perf_counter()
@@ -224,13 +231,16 @@ def main(argv=None):
     t_start = time.perf_counter()
     data_dir, synthetic = resolve_data(Path(args.data_dir).expanduser(), offline_size,
                                        int(seeds.split(",")[0]), Path(args.offline_dir) if args.offline_dir else None,
-                                       workers=max(1, args.jobs), force=args.force)
+                                       workers=max(1, args.jobs), force=args.force, dry_run=args.dry_run)
     data_file = merged_path(data_dir)
-    label = SYNTHETIC_LABEL if synthetic else file_label(data_file)
-    conf, notes = fit_to_data(conf, *read_labels_and_speakers(data_file),
-                              parse_int_list(seeds, 0, 2**31 - 1, "seed"), args.split)
-    for line in notes:
-        print(f"[data] {line}", flush=True)
+    if data_file.is_file():  # (a dry run may have found it still to be made)
+        label = SYNTHETIC_LABEL if synthetic else file_label(data_file)
+        conf, notes = fit_to_data(conf, *read_labels_and_speakers(data_file),
+                                  parse_int_list(seeds, 0, 2**31 - 1, "seed"), args.split)
+        for line in notes:
+            print(f"[data] {line}", flush=True)
+    else:
+        label = SYNTHETIC_LABEL if synthetic else "SHD-layout data, not merged yet"
     order = [s for s in STAGES if s in stages]
     failed = 0
 

@@ -167,7 +167,22 @@ def merged_path(data_dir: Path, dataset: str | None = None) -> Path:
     return data_dir / merged_file(dataset or detect(data_dir))
 
 
-def no_data_message(data_dir: Path) -> str:
+def no_data_message(data_dir: Path, dataset: str | None = None) -> str:
+    """Why ``data_dir`` gives no data: the files missing from a dataset it holds part of, the other dataset when it
+    holds that one's files and ``dataset`` names this one, else what is expected and how to get it."""
+    from sccl.datasets import LABELS
+
+    for name in PARTS:
+        paths = part_paths(data_dir, name).values()
+        have, missing = [p.name for p in paths if p.is_file()], [p.name for p in paths if not p.is_file()]
+        if have and missing:
+            return (f"{data_dir} holds {', '.join(have)} but not {', '.join(missing)}: {LABELS[name]} needs all of "
+                    f"{', '.join(part_files(name))} (download them with `python heidelberg_unite_datasets.py "
+                    f"--download --dataset {name} --data-dir {data_dir}`)")
+    other = [d for d in PARTS if d != dataset and all(p.is_file() for p in part_paths(data_dir, d).values())]
+    if dataset is not None and other:
+        return (f"{data_dir} holds {LABELS[other[0]]}'s files, not {LABELS[dataset]}'s: pass --dataset "
+                f"{other[0]}")
     return (
         f"no SHD or SSC files in {data_dir} (expected {TRAIN_FILE} and {TEST_FILE}, or {MERGED_FILE}; or SSC's "
         f"{', '.join(part_files('ssc'))}). Download them with `python heidelberg_unite_datasets.py --download "
