@@ -13,19 +13,20 @@ from pathlib import Path
 
 import numpy as np
 
-from sccl.continual_cli import build_parser, config_from_args
 from sccl.defaults import COMPRESSED, PRETRAIN, SCENARIO
 from sccl.engine import gather
 from sccl.errors import ConfigError
 from sccl.launch import add_launcher_flags, launch
-from sccl.merge import merged_if_present
+from sccl.merge import merged_if_present, merged_path
 from sccl.results import read_csv
 from sccl.runs import is_done
 from sccl.scenarios import HELD_OUT_FLAG
 from sccl.shape import default_groups
 from sccl.splits import SCENARIOS, SPLIT_HELP, SPLITS, format_ids
 from sccl.strategies import REGISTRY
-from sccl.sweep import Job, id_list, parse_int_list, pretrain_job
+from sccl.sweep import Job, failure_summary, id_list, parse_int_list, pretrain_job
+from sccl.sweep_validation import (check_set_values, check_sets_reach, check_swept_flags_used, checked_run,
+                                   swept_settings)
 
 COMPRESSED_ALIAS = "latent_replay_subsampled"  # the original's script name: latent replay over --subsample values
 ID_FLAGS = {"sample_incremental": ("--speakers", "speaker"), "class_incremental": ("--classes", "class")}
@@ -89,7 +90,8 @@ def _steps(text: str) -> list[int | None]:
 
 
 def parse_sets(sets: list[str]) -> dict[str, list[tuple[str, list[str]]]]:
-    """``["ewc.ewc-lambda=10,100"]`` -> ``{"ewc": [("--ewc-lambda", ["10", "100"])]}``."""
+    """``["ewc.ewc-lambda=10,100"]`` -> ``{"ewc": [("--ewc-lambda", ["10", "100"])]}``; each value read with its
+    flag's own type and choices."""
     out: dict[str, list[tuple[str, list[str]]]] = defaultdict(list)
     for text in sets:
         target, _, values = text.partition("=")
@@ -98,9 +100,10 @@ def parse_sets(sets: list[str]) -> dict[str, list[tuple[str, list[str]]]]:
             raise ConfigError(f"--set takes STRATEGY.FLAG=V1,V2 (e.g. ewc.ewc-lambda=10,100), got '{text}'")
         if strategy not in REGISTRY:
             raise ConfigError(f"--set {text}: unknown strategy '{strategy}' (choose from {', '.join(REGISTRY)})")
-        known = {f.name for f in REGISTRY[strategy].all_flags()}
+        known = {f.name: f for f in REGISTRY[strategy].all_flags()}
         if "--" + flag not in known:
             raise ConfigError(f"--set {text}: {strategy} has no flag --{flag} (its flags: {', '.join(sorted(known))})")
+        check_set_values(text, known["--" + flag], values.split(","))
         out[strategy].append(("--" + flag, values.split(",")))
     return dict(out)
 
@@ -170,21 +173,29 @@ def expand(args, scenario: str, data_file=None) -> list[tuple[str, list[str]]]:
                     runs += [(strategy, argv + ["--rehearsal-batches", str(r)]) for r in rehearsal]
                 else:
                     runs.append((strategy, argv))
-    return _with_sets(runs, parse_sets(getattr(args, "sets", None) or []))
+    sets = parse_sets(getattr(args, "sets", None) or [])
+    check_sets_reach(sets, list(dict.fromkeys("latent_replay" if s == COMPRESSED_ALIAS else s for s in strategies)))
+    return _with_sets(runs, sets)
 
 
 def sweep_jobs(args, scenario: str) -> tuple[list[Job], list[Job]]:
-    """(pretraining jobs for what is missing, continual-learning jobs) of the grid."""
+    """(pretraining jobs for what is missing, continual-learning jobs) of the grid, every run's settings checked
+    as the run will check them (:mod:`sccl.sweep_validation`): a bad value is one error before anything runs."""
     common = ["--data-dir", args.data_dir, "--out-dir", args.out_dir, "--split", args.split,
               "--device", args.device, "--quiet"]
-    data_file = merged_if_present(args.data_dir, quiet=True)
-    jobs, pretrain_needed = [], set()
+    # a dry run merges nothing: it reads a merged file that is there, and names the one a run would make
+    data_file = (merged_path(Path(args.data_dir).expanduser()) if getattr(args, "dry_run", False)
+                 else merged_if_present(args.data_dir, quiet=True))
+    jobs, pretrain_needed, used = [], set(), defaultdict(set)
+    sets = parse_sets(getattr(args, "sets", None) or [])
     for strategy, run_argv in expand(args, scenario, data_file):
         argv = ["--scenario", scenario, "--strategy", strategy] + run_argv + common
-        cfg = config_from_args(build_parser(strategy, scenario).parse_args(argv), strategy, scenario)
+        cfg, flags = checked_run(strategy, scenario, argv, swept_settings(strategy, run_argv, sets))
+        used[strategy] |= flags
         pretrain_needed.add((cfg.held_out, cfg.seed, cfg.first_speakers, cfg.first_classes, cfg.classes_per_step))
         jobs.append(Job(f"{scenario}/{cfg.label()}", [sys.executable, "-m", "sccl.continual_cli"] + argv,
                         lambda cfg=cfg: is_done(cfg, args.out_dir, data_file)))
+    check_swept_flags_used(sets, used)
     rest = ["--data-dir", args.data_dir, "--device", args.device, "--quiet"]
     if getattr(args, "max_time", None) is not None:
         rest += ["--max-time", str(args.max_time)]
@@ -211,11 +222,14 @@ def run_sweeps(grids: list, scenario: str) -> int:
         pre, cl = sweep_jobs(grid, scenario)
         pre_jobs.update((job.name, job) for job in pre)  # grids share their pretrained models
         jobs += cl
-    failed = launch([("pretrain", list(pre_jobs.values())), (scenario, jobs)], args, args.out_dir)
+    failed = launch([("pretrain", list(pre_jobs.values())), (scenario, jobs)], args, args.out_dir, summarise=False)
     root = Path(args.out_dir) / scenario
     if not args.dry_run and args.launcher == "local" and root.exists():
         gather(root)
         print_table(root / "summary.csv")
+    summary = failure_summary(list(pre_jobs.values()) + jobs)
+    if summary:  # the last line: why runs failed, after the table
+        print("\n" + summary, file=sys.stderr, flush=True)
     return failed
 
 

@@ -252,4 +252,9 @@ def load_pretrained(folder: Path, device: torch.device | str = "cpu") -> tuple[R
     else:
         net = RecurrentSNN()  # _load_state names the problem
     _load_state(net, state, folder / "model.pt", "the weights")
+    for name, tensor in net.state_dict().items():  # a diverged or altered model would give a "finished" run
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ConfigError(f"{folder / 'model.pt'}: parameter {name} is not finite ({bad} of {tensor.numel()} "
+                              "values NaN or infinite); delete its folder and pretrain again")
     return net.to(device), Split.load(folder / "split.npz"), read_config(folder)

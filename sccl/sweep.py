@@ -1,6 +1,11 @@
 """The testsuite engine: run a list of jobs, skip those already finished, retry failures (a crashed run is never
 counted done), run several at once with ``jobs``, and print a table.
 
+A run that exits with status 2 (:data:`sccl.cli.EXIT_USER_ERROR`: bad input, a ``ConfigError``) is not retried: it
+would fail the same way. Any other failure (another status, a signal, a dead worker, no results) may be transient
+and is retried. The summary names each distinct reason once, with its count (:func:`failure_summary`), and
+suggests rerunning only when some failure may be transient.
+
 Python commands run in persistent workers (:mod:`sccl.worker`, one process per parallel slot), which saves the
 3-4 s of CPU that starting Python with torch costs per run; a worker that dies is replaced and its run counted as
 failed.
@@ -17,10 +22,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sccl.cli import EXIT_USER_ERROR
 
 
 @dataclass
@@ -31,6 +39,9 @@ class Job:
     status: str = "pending"
     seconds: float = 0.0
     tail: list[str] = field(default_factory=list)
+    attempts: int = 0
+    reason: str = ""  # why it failed, one line (failure_reason)
+    deterministic: bool = False  # it failed on bad input (exit status 2): rerunning cannot help
 
 
 class _Worker:
@@ -54,8 +65,8 @@ class _Worker:
             line = ""
         if not line:  # the worker died with the run (killed, out of memory, a crash in native code)
             code = self.proc.wait()
-            self.proc = None
-            return code or 1, [f"the run's process died (exit status {code})"]
+            self.proc = None  # a dead worker is a crash, never bad input: its status is never 0 or 2 here
+            return (1 if code in (0, EXIT_USER_ERROR) else code), [f"the run's process died (exit status {code})"]
         reply = json.loads(line)
         return reply["code"], reply["tail"]
 
@@ -65,23 +76,60 @@ class _Worker:
             self.proc.wait()
 
 
+def failure_reason(code: int, tail: list[str]) -> str:
+    """Why a run failed, in one line: its ``error: ...`` line (what :func:`sccl.cli.run_cli` prints; argparse's
+    ``PROG: error: ...``), else the last line of its output (a traceback's exception) with the exit status, else
+    the exit status."""
+    for line in reversed(tail):
+        before, marker, reason = line.partition("error: ")
+        if marker and (not before or before.endswith(": ")):
+            return reason.strip()
+    if code == 0:
+        return "it exited without error but its results are missing"
+    return f"{tail[-1].strip()} (exit status {code})" if tail else f"exit status {code}"
+
+
 def _run_one(job: Job, retries: int, worker: _Worker, quiet: bool) -> Job:
     for attempt in range(1, retries + 2):
         t0 = time.perf_counter()
         code, tail = worker.run(job.argv)
         job.seconds += time.perf_counter() - t0
+        job.attempts = attempt
         if code == 0 and job.is_done():
             job.status = "done"
             return job
-        job.tail = tail
+        job.tail, job.reason, job.deterministic = tail, failure_reason(code, tail), code == EXIT_USER_ERROR
         if not quiet:
-            print(f"  {job.name}: failed (exit {code}, attempt {attempt}): {tail[-1] if tail else ''}", flush=True)
+            print(f"  {job.name}: failed (exit {code}, attempt {attempt}"
+                  f"{', bad input: not retried' if job.deterministic else ''}): {job.reason}", flush=True)
+        if job.deterministic:
+            break
     job.status = "failed"
     return job
 
 
-def run_jobs(jobs: list[Job], parallel: int = 1, retries: int = 1, dry_run: bool = False, quiet: bool = False) -> int:
-    """Run the pending jobs; returns the number that failed. Prints progress and a summary table."""
+def failure_summary(jobs: list[Job]) -> str | None:
+    """One line on the failed ``jobs``: how many, each distinct reason once (with its count when several differ),
+    and a rerun suggested only for those that may have failed transiently (None: nothing failed)."""
+    failed = [j for j in jobs if j.status == "failed"]
+    if not failed:
+        return None
+    reasons = Counter(j.reason for j in failed)
+    why = "; ".join(r if len(reasons) == 1 else f"{n} x {r}" for r, n in reasons.items())
+    transient = sum(not j.deterministic for j in failed)
+    if transient == len(failed):
+        advice = "; run the same command again to retry them"
+    elif transient:
+        advice = f"; run the same command again to retry the {transient} that may have failed transiently"
+    else:
+        advice = ""
+    return f"{len(failed)} run(s) failed: {why}{advice}"
+
+
+def run_jobs(jobs: list[Job], parallel: int = 1, retries: int = 1, dry_run: bool = False, quiet: bool = False,
+             summarise: bool = True) -> int:
+    """Run the pending jobs; returns the number that failed. Prints progress and a summary table, and (with
+    ``summarise``) the :func:`failure_summary` line."""
     root = str(Path(__file__).resolve().parents[1])  # jobs run ``python -m sccl...`` without an installed package
     env = dict(os.environ, PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
@@ -119,8 +167,8 @@ def run_jobs(jobs: list[Job], parallel: int = 1, retries: int = 1, dry_run: bool
     for job in jobs:
         print(f"{job.name:<{width}}  {job.status}" + (f" ({job.seconds:.1f} s)" if job.seconds else ""))
     failed = sum(j.status == "failed" for j in jobs)
-    if failed:
-        print(f"\n{failed} run(s) failed; run the same command again to retry them", file=sys.stderr)
+    if failed and summarise:
+        print("\n" + failure_summary(jobs), file=sys.stderr, flush=True)
     return failed
 
 

@@ -43,7 +43,7 @@ def require(cls: type[Strategy], cfg, dest: str, ok: Callable[[float], bool], wh
     """Raise :class:`ConfigError` naming the flag when the option ``dest`` (its default if unset) is not ``ok``."""
     flag = flag_of(cls, dest)
     value = cfg.options.get(dest, flag.default)
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and ok(value)):
+    if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and ok(value)):
         raise ConfigError(f"{flag.name} must be {what}, got {value}")
 
 

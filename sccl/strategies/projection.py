@@ -90,8 +90,11 @@ class Projection(Strategy):
         if opt["basis"] not in BASIS_MODES:
             raise ConfigError(f"--basis must be one of {', '.join(BASIS_MODES)}, got '{opt['basis']}'")
         for dest in ("hebbian_rows", "hebbian_iterations", "hebbian_passes"):
-            if opt[dest] < 1:
-                raise ConfigError(f"--{dest.replace('_', '-')} must be >= 1, got {opt[dest]}")
+            value = opt[dest]
+            if isinstance(value, bool) or not isinstance(value, int):  # counts of rows, updates and passes
+                raise ConfigError(f"--{dest.replace('_', '-')} must be a whole number >= 1, got {value}")
+            if value < 1:
+                raise ConfigError(f"--{dest.replace('_', '-')} must be >= 1, got {value}")
         if not (math.isfinite(opt["hebbian_lr"]) and opt["hebbian_lr"] > 0):
             raise ConfigError(f"--hebbian-lr must be a positive number, got {opt['hebbian_lr']}")
 
