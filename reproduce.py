@@ -270,8 +270,9 @@ def main(argv=None):
         written = build_report(results, runs, title_note=f"Configuration: {name}; data: {label}; seeds {seeds}")
         print(f"[report] wrote {results / 'summary.csv'}, {results / 'REPORT.md'} and "
               f"{len(written.get('figures', []))} figure files in {results / 'figures'}")
-    print(f"\n[done] {time.perf_counter() - t_start:.0f} s" + (f"; {failed} stage(s) had failed runs: rerun the same "
-                                                              "command to retry them" if failed else ""))
+    print(f"\n[done] {time.perf_counter() - t_start:.0f} s" + (f"; {failed} run(s) failed: each stage's last line "
+                                                              "says why, and whether rerunning can help"
+                                                              if failed else ""))
     if failed:
         raise SystemExit(1)
 

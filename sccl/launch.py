@@ -17,10 +17,11 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from sccl.errors import ConfigError
-from sccl.sweep import Job, run_jobs
+from sccl.sweep import Job, failure_summary, run_jobs
 
 ACTIVE_STATES = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED"}
 
@@ -80,13 +81,19 @@ def run_commands(argvs: list[list[str]]) -> list[int]:
     return codes
 
 
-def launch(stages: list[tuple[str, list[Job]]], args, out_dir) -> int:
+def launch(stages: list[tuple[str, list[Job]]], args, out_dir, summarise: bool = True) -> int:
     """Run (local) or submit (slurm) the stages in order; returns the number of runs known to have failed (on a
-    real cluster none are known yet: the command returns once the arrays are submitted)."""
+    real cluster none are known yet: the command returns once the arrays are submitted). Locally, one line at the
+    end says why runs failed (:func:`sccl.sweep.failure_summary`, over every stage), unless ``summarise`` is off
+    (a caller that prints it after its own output)."""
     check_launcher_args(args)
     if args.launcher == "local":
-        return sum(run_jobs(jobs, parallel=args.jobs, retries=args.retries, dry_run=args.dry_run)
-                   for _, jobs in stages)
+        failed = sum(run_jobs(jobs, parallel=args.jobs, retries=args.retries, dry_run=args.dry_run, summarise=False)
+                     for _, jobs in stages)
+        summary = failure_summary([job for _, jobs in stages for job in jobs])
+        if summary and summarise:
+            print("\n" + summary, file=sys.stderr, flush=True)
+        return failed
     return _submit(stages, args, Path(out_dir))
 
 
@@ -130,6 +137,22 @@ def _executor(args, folder: Path, gpus: int, dependency: str | None):
     return executor
 
 
+def _map_array(executor, commands: list, folder: Path, stage: str) -> list:
+    """``executor.map_array(run_commands, commands)``; a submission sbatch refuses is one error line, and the
+    files submitit wrote for it (pickles, submission script) are removed, since nothing will read them."""
+    from submitit.core.utils import FailedJobError
+
+    before = set(folder.rglob("*")) if folder.exists() else set()
+    try:
+        return executor.map_array(run_commands, commands)
+    except FailedJobError as e:
+        for path in sorted(set(folder.rglob("*")) - before, reverse=True):  # files before their folders
+            path.unlink() if path.is_file() else path.rmdir()
+        reason = next((line.strip() for line in str(e).splitlines() if line.strip()), "no message")
+        raise ConfigError(f"sbatch refused the {stage} array: {reason} (nothing of it was submitted; check "
+                          f"--slurm-partition, --slurm-account, --slurm-qos and --slurm-time)") from None
+
+
 def _submit(stages, args, out_dir: Path) -> int:
     record_file = _record_path(out_dir)
     record = json.loads(record_file.read_text()) if record_file.is_file() else {}
@@ -155,7 +178,7 @@ def _submit(stages, args, out_dir: Path) -> int:
         for start in range(0, 0 if args.dry_run else len(chunks), args.slurm_max_array):
             part = chunks[start:start + args.slurm_max_array]
             executor = _executor(args, logs / name, gpus, dependency)
-            submitted = executor.map_array(run_commands, [[j.argv for j in chunk] for chunk in part])
+            submitted = _map_array(executor, [[j.argv for j in chunk] for chunk in part], logs / name, name)
             for chunk, job in zip(part, submitted):
                 for j in chunk:
                     record[j.name] = str(job.job_id)

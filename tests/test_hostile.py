@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -684,3 +685,123 @@ def test_reproduce_regenerates_what_is_incomplete_and_force_regenerates_anyway(w
     with pytest.raises(SystemExit):
         reproduce.main(["--help"])
     assert "--force" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------- issue 20, part 6
+
+
+def write_ssc_parts(folder: Path, damage: str | None = None) -> Path:
+    """SSC's three files (tiny random spikes), one of them removed or truncated."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for part, seed in (("train", 1), ("valid", 2), ("test", 3)):
+        write_shd(folder / f"ssc_{part}.h5", random_shd(35, seed=seed, labels=np.arange(35), speakers=np.zeros(35)))
+    if damage == "missing":
+        (folder / "ssc_valid.h5").unlink()
+    elif damage == "truncated":
+        data = (folder / "ssc_test.h5").read_bytes()
+        (folder / "ssc_test.h5").write_bytes(data[: len(data) // 2])
+    return folder
+
+
+@pytest.mark.parametrize("damage, argv, message", [
+    ("missing", ["--dataset", "ssc"], "holds ssc_train.h5, ssc_test.h5 but not ssc_valid.h5: SSC needs all of"),
+    ("missing", [], "holds ssc_train.h5, ssc_test.h5 but not ssc_valid.h5"),
+    ("truncated", ["--dataset", "ssc"], "ssc_test.h5: not a readable HDF5 file"),
+    ("truncated", [], "holds SSC's files, not SHD's: pass --dataset ssc"),
+])
+def test_an_ssc_merge_with_a_missing_or_truncated_file_is_one_line(tmp_path, damage, argv, message):
+    folder = write_ssc_parts(tmp_path / "ssc", damage)
+    before = sorted(p.name for p in folder.iterdir())
+    r = subprocess.run([sys.executable, MERGE, "--data-dir", str(folder), *argv], capture_output=True, text=True,
+                       cwd=ROOT)
+    assert r.returncode == 2 and message in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert sorted(p.name for p in folder.iterdir()) == before  # no merged, temporary or cache file
+
+
+def test_a_corrupted_md5sums_file_is_one_line_and_downloads_nothing(tmp_path):
+    import io
+
+    from sccl.download import ensure_shd_files
+    from sccl.errors import DataError
+
+    asked = []
+
+    def opener(url):
+        asked.append(url.rsplit("/", 1)[-1])
+        return io.BytesIO(b"\x89PNG\r\n\x1a\n\x00\xff<html>not a checksum list</html>")
+
+    with pytest.raises(DataError, match=r"shd_train\.h5\.gz is not listed in mirror://x/md5sums\.txt"):
+        ensure_shd_files(tmp_path / "data", base_url="mirror://x/", opener=opener, progress=False)
+    assert asked == ["md5sums.txt"]  # no archive is fetched that cannot be verified
+    assert not any((tmp_path / "data").rglob("*"))
+
+
+def test_reproduce_dry_run_writes_nothing(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("reproduce_dry", ROOT / "reproduce.py")
+    reproduce = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reproduce)
+    user = copy_data_like_a_user(tmp_path / "user")
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    for data_dir in (tmp_path / "nothing", user):  # the embedded set to generate; a user's pair to merge
+        reproduce.main(["--dry-run", "--data-dir", str(data_dir), "--results-dir", str(tmp_path / "results"),
+                        "--offline-dir", str(tmp_path / "offline"), "--stages", "pretrain,class_incremental"])
+    out = capsys.readouterr().out
+    assert f"would generate {tmp_path / 'offline'}" in out and f"would merge them into {user / MERGED_FILE}" in out
+    assert "would run:" in out
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+
+
+def copy_data_like_a_user(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    write_shd(folder / TRAIN_FILE, random_shd(240, seed=1))
+    write_shd(folder / TEST_FILE, random_shd(60, seed=2))
+    return folder
+
+
+def test_sigint_mid_run_is_one_line_and_the_rerun_gives_the_uninterrupted_result(world, tmp_path):
+    ds, root, pre = world
+    argv = [sys.executable, "-m", "sccl.continual_cli", "--scenario", "sample_incremental", "--strategy", "naive",
+            "--speaker", "3", "--epochs", "60", "--batch-size", "16", "--data-dir", str(ds.path.parent),
+            "--pretrained", str(pre), "--quiet"]
+    interrupted = tmp_path / "interrupted"
+    proc = subprocess.Popen(argv + ["--out-dir", str(interrupted)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(interrupted.glob("sample_incremental/naive-*/epochs.csv")):  # training has started
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err and len(err.strip().splitlines()) <= 1
+    (folder,) = interrupted.glob("sample_incremental/naive-*")
+    assert not (folder / "summary.json").exists()  # unfinished: the rerun redoes it
+    assert subprocess.run(argv + ["--out-dir", str(interrupted)], cwd=ROOT, capture_output=True).returncode == 0
+    clean = tmp_path / "clean"
+    assert subprocess.run(argv + ["--out-dir", str(clean)], cwd=ROOT, capture_output=True).returncode == 0
+    (reference,) = clean.glob("sample_incremental/naive-*")
+    assert folder.name == reference.name
+    assert read_json(folder / "summary.json")["accuracy_matrix"] == read_json(reference / "summary.json")[
+        "accuracy_matrix"]
+    assert list(tmp_path.rglob("*.tmp*")) == []
+
+
+def test_a_failing_sbatch_is_one_error_line_and_leaves_no_submission_files(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scripts = {"sbatch": "echo 'sbatch: error: Batch job submission failed: Invalid partition name specified' >&2\n"
+                         "exit 1\n", "squeue": "exit 0\n", "srun": 'exec "$@"\n'}
+    for name, body in scripts.items():
+        (bin_dir / name).write_text("#!/usr/bin/env bash\n" + body)
+        (bin_dir / name).chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    r = subprocess.run([sys.executable, "-m", "sccl.cl_sweep", "--scenario", "sample_incremental", "--speakers", "3",
+                        "--strategies", "naive", "--epochs", "1", "--launcher", "slurm", "--slurm-partition", "nope",
+                        "--data-dir", str(tmp_path / "data"), "--out-dir", str(tmp_path / "runs")],
+                       capture_output=True, text=True, env=env, cwd=ROOT)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        "error: sbatch refused the pretrain array: sbatch: error: Batch job submission failed: Invalid partition "
+        "name specified (nothing of it was submitted; check --slurm-partition, --slurm-account, --slurm-qos and "
+        "--slurm-time)")
+    assert [p for p in (tmp_path / "runs").rglob("*") if p.is_file()] == []
