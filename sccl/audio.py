@@ -3,8 +3,9 @@
     python -m sccl.audio --input FOLDER --labels '(?P<speaker>\\w+)_(?P<label>\\d+)_\\d+\\.wav' --out-dir OUT
 
 Every ``.wav`` (and ``.flac``, with the ``soundfile`` package) under FOLDER is read, mixed to mono, resampled to
-``--sample-rate`` (48 kHz, SHD's rate) and turned into spikes by a front-end: ``builtin`` (:mod:`sccl.cochlea`,
-fast) or ``lauscher`` (the converter SHD was made with; ``pip install lauscher``, minutes per second of audio).
+``--sample-rate`` (48 kHz, SHD's rate) and turned into spikes by a front-end: ``builtin`` (:mod:`sccl.cochlea`;
+several times faster again with the optional numba package, ``pip install 'sccl[fast]'``, same spikes) or
+``lauscher`` (the converter SHD was made with; ``pip install lauscher``, minutes per second of audio).
 
 Labels and speakers come from a rule: a regular expression with named groups ``label`` and ``speaker`` matched
 against each file's name (or, failing that, its path below FOLDER), or a CSV file with columns
@@ -14,165 +15,82 @@ follow the sorted speaker names, stored in the ``speaker_names`` attribute (JSON
 
 Split (deterministic, as SHD: whole speakers held out): the speakers named by ``--test-speakers``, or by default
 the last fifth (rounded up) of the speakers in sorted order, go to ``<name>_test.h5``; the rest to
-``<name>_train.h5``. Each file gets its own seed (``--seed`` and its index in sorted order), so the output does
-not depend on ``--workers``. Files are validated and written under temporary names, renamed at the end.
+``<name>_train.h5``. Each file gets its own seed, from ``--seed`` and its path below FOLDER, so its spikes do
+not depend on the other files, on ``--workers`` or on resuming.
+
+Resumable: each converted recording is kept at once (written atomically) in ``OUT/<name>.partial/``, keyed by
+its file (path, size, modification time) and the settings; a rerun converts only the rest. The spike files are
+validated, written under temporary names and renamed at the end; then the partial folder is removed. Memory per
+worker: one recording at a time, ~135 MiB per second of 48 kHz audio with 700 channels (:mod:`sccl.cochlea`).
+
+Sample rates: a rate R carries frequencies below R/2 only. ``--sample-rate`` (the cochlea's rate) below twice the
+highest channel frequency (2 x 20.3 kHz) is refused unless ``--allow-low-rate`` (channels above R/2 cannot be
+driven, and the cochlea, calibrated at 48 kHz, fires differently); input files below it are resampled up with one
+warning line (their top channels carry only spontaneous spikes).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
+import hashlib
+import importlib.metadata
 import importlib.util
 import json
-import math
-import re
+import os
+import shutil
+import signal
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from sccl.cli import run_cli
-from sccl.data import UNITS_ATTR, SHDData, estimated_size, load_shd, write_shd
+from sccl.data import MAX_ID, UNITS_ATTR, SHDData, estimated_size, load_shd, write_shd
 from sccl.defaults import SHD
-from sccl.disk import atomic_path, check_free_space, prepare_out_dir
-from sccl.errors import ConfigError, DataError
+from sccl.disk import _alive, atomic_path, check_free_space, prepare_out_dir
+from sccl.errors import ConfigError, DataError, SCCLError
+from sccl.audio_input import (Recording, _one_line, _sorted_names,  # noqa: F401 (some re-exported)
+                               find_recordings, held_out_speakers, read_audio, resample)
 
-AUDIO_SUFFIXES = (".wav", ".flac")
 SAMPLE_RATE = 48000
 N_CHANNELS = SHD["nb_units"]  # SHD's cochlea channels
-TEST_FRACTION = 1 / 5
-
-
-@dataclass(frozen=True)
-class Recording:
-    path: Path
-    label: str
-    speaker: str
+PARTIAL_SUFFIX = ".partial"  # OUT/<name>.partial/: the recordings converted so far, one file each
 
 
 # ----------------------------------------------------------------------------------------------
-# finding the recordings and their labels
+# sample rates the channels need
 
 
-def audio_files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise DataError(f"{folder}: no such folder")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
-    if not files:
-        raise DataError(f"{folder}: no .wav or .flac files in it")
-    return files
+def check_model_rate(rate: int, n_channels: int, allow: bool) -> None:
+    """Refuse (or, with ``allow``, warn about) a cochlea rate that cannot drive the top channels."""
+    from sccl.cochlea import lowest_full_rate, undriven_channels
+    need = lowest_full_rate(n_channels)
+    if rate >= need:
+        return
+    problem = (f"--sample-rate {rate} Hz is below {need:.0f} Hz (twice the highest channel frequency): "
+               f"{undriven_channels(rate, n_channels)} of the {n_channels} channels cannot be driven, and the cochlea, "
+               f"calibrated at {SAMPLE_RATE} Hz, fires differently at other rates")
+    if not allow:
+        raise ConfigError(f"{problem}; use --sample-rate {SAMPLE_RATE} (or --allow-low-rate to convert anyway)")
+    print(f"warning: {problem}; converting anyway (--allow-low-rate)", file=sys.stderr)
 
 
-def _from_csv(table: Path, folder: Path) -> list[Recording]:
-    try:
-        with open(table, newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{table}: cannot read the label table ({exc})") from None
-    if not rows or not {"path", "label", "speaker"} <= set(rows[0]):
-        raise ConfigError(f"{table}: the label table needs the columns path,label,speaker")
-    out = []
-    for i, row in enumerate(rows, start=2):
-        path = folder / row["path"]
-        if not path.is_file():
-            raise DataError(f"{table}, line {i}: {path} not found")
-        out.append(Recording(path, row["label"].strip(), row["speaker"].strip()))
-    return out
-
-
-def _from_pattern(rule: str, folder: Path) -> list[Recording]:
-    try:
-        pattern = re.compile(rule)
-    except re.error as exc:
-        raise ConfigError(f"--labels {rule!r} is not a valid regular expression ({exc})") from None
-    if not {"label", "speaker"} <= set(pattern.groupindex):
-        raise ConfigError(f"--labels {rule!r} needs the named groups (?P<label>...) and (?P<speaker>...)")
-    files = audio_files(folder)
-    out = []
-    for path in files:
-        m = pattern.fullmatch(path.name) or pattern.fullmatch(path.relative_to(folder).as_posix())
-        if m:
-            out.append(Recording(path, m["label"], m["speaker"]))
-    if not out:
-        raise ConfigError(f"--labels {rule!r} matches none of the {len(files)} audio files in {folder} "
-                          f"(e.g. {files[0].name})")
-    if len(out) < len(files):
-        print(f"skipping {len(files) - len(out)} of {len(files)} files that --labels does not match", file=sys.stderr)
-    return out
-
-
-def find_recordings(folder: Path, labels: str) -> list[Recording]:
-    """The labelled recordings, from a regular expression or a CSV table (a ``.csv`` path that exists)."""
-    if labels.lower().endswith(".csv") and Path(labels).is_file():
-        return _from_csv(Path(labels), folder)
-    return _from_pattern(labels, folder)
-
-
-def _sorted_names(names) -> list[str]:
-    names = sorted(set(names))
-    return sorted(names, key=int) if all(n.isdigit() for n in names) else names
-
-
-def held_out_speakers(speakers: list[str], chosen: list[str] | None) -> set[str]:
-    """The held-out speakers: ``chosen``, or the last fifth (rounded up) of the sorted names."""
-    if chosen:
-        unknown = sorted(set(chosen) - set(speakers))
-        if unknown:
-            raise ConfigError(f"--test-speakers {' '.join(unknown)}: no such speaker (speakers: {' '.join(speakers)})")
-        held = set(chosen)
-    else:
-        if len(speakers) < 2:
-            raise ConfigError(f"only one speaker ({speakers[0]}): at least two are needed to hold one out for the "
-                              "test file")
-        held = set(speakers[-math.ceil(len(speakers) * TEST_FRACTION):])
-    if held == set(speakers):
-        raise ConfigError("every speaker would be a test speaker: leave at least one for training")
-    return held
-
-
-# ----------------------------------------------------------------------------------------------
-# audio
-
-
-def read_audio(path: Path) -> tuple[np.ndarray, int]:
-    """Mono float samples in [-1, 1] and the sample rate; any problem is one :class:`DataError`."""
-    try:
-        if path.suffix.lower() == ".flac":
-            try:
-                import soundfile
-            except ImportError:
-                raise DataError(f"{path}: reading .flac needs the soundfile package (pip install soundfile), "
-                                "or convert the files to .wav") from None
-            samples, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
-        else:
-            from scipy.io import wavfile
-            rate, samples = wavfile.read(path)
-            if np.issubdtype(samples.dtype, np.integer):
-                info = np.iinfo(samples.dtype)
-                samples = (samples.astype(np.float64) - (info.max + info.min + 1) / 2) / ((info.max - info.min + 1) / 2)
-            samples = samples.reshape(len(samples), -1)
-    except DataError:
-        raise
-    except Exception as exc:  # scipy/soundfile raise many types on a damaged file
-        raise DataError(f"{path}: not a readable audio file ({exc})") from None
-    if len(samples) == 0:
-        raise DataError(f"{path}: holds no audio samples")
-    return np.asarray(samples, dtype=np.float64).mean(axis=1), int(rate)
-
-
-def resample(x: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """Exact rational resampling (polyphase, anti-aliased) from ``rate`` to ``target`` Hz."""
-    if rate == target:
-        return x
-    from scipy.signal import resample_poly
-    ratio = Fraction(target, rate)
-    return resample_poly(x, ratio.numerator, ratio.denominator)
+def warn_low_rate_files(rates: dict[Path, int], n_channels: int) -> None:
+    """One warning line when some recordings are sampled too low to drive the top channels."""
+    from sccl.cochlea import lowest_full_rate, undriven_channels
+    need = lowest_full_rate(n_channels)
+    low = {path: rate for path, rate in rates.items() if rate < need}
+    if low:
+        path, lowest = min(low.items(), key=lambda item: item[1])
+        print(f"warning: {len(low)} of {len(rates)} files are sampled below {need:.0f} Hz (lowest: {lowest} Hz, "
+              f"{path.name}): for them the top {undriven_channels(lowest, n_channels)} of the {n_channels} channels "
+              "carry only spontaneous spikes", file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -191,24 +109,151 @@ def lauscher_spikes(x: np.ndarray, rate: int, n_channels: int, seed: int) -> tup
     return np.asarray(train.spike_times, dtype=np.float64), np.asarray(train.spike_labels).astype(np.int64)
 
 
-def check_front_end(name: str) -> None:
+def check_front_end(name: str, engine: str) -> str:
+    """The cochlea engine the builtin front-end will use, compiled now (forked workers inherit it); one error line
+    for a front-end or engine that is not installed or does not work here."""
     if name == "lauscher" and importlib.util.find_spec("lauscher") is None:
         raise ConfigError("--front-end lauscher needs the lauscher package: pip install 'sccl[audio]' "
                           "(or use --front-end builtin)")
+    from sccl.cochlea import cochlea, resolve_engine
+    try:
+        resolved = resolve_engine(engine)
+    except (ImportError, ValueError) as exc:
+        raise ConfigError(f"--engine {engine}: {exc}") from None
+    if name == "builtin" and resolved == "numba":
+        try:
+            cochlea(np.ones(64), SAMPLE_RATE, n_channels=4, engine="numba")
+        except Exception as exc:  # a numba that cannot compile here
+            if engine == "numba":
+                raise ConfigError(f"--engine numba does not work here ({_one_line(exc)}); use --engine numpy") from None
+            print(f"note: the numba engine does not work here ({_one_line(exc)}): using numpy", file=sys.stderr)
+            return "numpy"
+    return resolved
 
 
-def convert_one(job: tuple[Path, str, int, int, int]) -> tuple[np.ndarray, np.ndarray, float]:
-    """(spike times, units, audio seconds) of one file; runs in a worker process."""
-    path, front_end, sample_rate, n_channels, seed = job
-    x, rate = read_audio(path)
-    x = resample(x, rate, sample_rate)
-    if front_end == "lauscher":
-        times, units = lauscher_spikes(x, sample_rate, n_channels, seed)
+@dataclass(frozen=True)
+class Job:
+    """One recording to convert, with everything its spikes depend on."""
+
+    path: Path
+    front_end: str
+    sample_rate: int
+    n_channels: int
+    seed: int
+    engine: str = "auto"
+
+
+def file_seed(seed: int, relative_path: str) -> int:
+    """A recording's seed: from ``--seed`` and its path below the input folder only."""
+    digest = np.frombuffer(hashlib.sha256(relative_path.encode("utf-8")).digest()[:16], dtype=np.uint32)
+    return int(np.random.SeedSequence([seed, *digest.tolist()]).generate_state(1)[0])
+
+
+def convert_one(job: Job) -> tuple[np.ndarray, np.ndarray, float]:
+    """(spike times, units, audio seconds) of one file."""
+    x, rate = read_audio(job.path)
+    x = resample(x, rate, job.sample_rate)
+    if job.front_end == "lauscher":
+        times, units = lauscher_spikes(x, job.sample_rate, job.n_channels, job.seed)
     else:
         from sccl.cochlea import cochlea
-        times, units = cochlea(x, sample_rate, n_channels, seed=seed)
+        times, units = cochlea(x, job.sample_rate, job.n_channels, seed=job.seed, engine=job.engine)
     order = np.argsort(times, kind="stable")
-    return times[order], units[order], len(x) / sample_rate
+    return times[order], units[order], len(x) / job.sample_rate
+
+
+# ----------------------------------------------------------------------------------------------
+# the partial store: one file per converted recording, so that an interrupted run resumes
+
+
+def job_key(job: Job) -> str:
+    """Names the recording's result: its file (path, size, modification time) and every setting its spikes
+    depend on, so a changed file or setting is converted again."""
+    from sccl.cochlea import MODEL_VERSION
+    stat = job.path.stat()
+    front_end = job.front_end if job.front_end == "builtin" else f"lauscher-{importlib.metadata.version('lauscher')}"
+    fields = [str(job.path.resolve()), stat.st_size, stat.st_mtime_ns, front_end, MODEL_VERSION, job.sample_rate,
+              job.n_channels, job.seed]
+    return hashlib.sha256(json.dumps(fields).encode("utf-8")).hexdigest()[:32]
+
+
+def _result_path(store: Path, key: str) -> Path:
+    return store / f"{key}.npz"
+
+
+def store_result(store: Path, key: str, times: np.ndarray, units: np.ndarray, seconds: float) -> None:
+    """Write one result under a temporary name and rename it: a killed run leaves no half-written result."""
+    final = _result_path(store, key)
+    tmp = final.with_name(f"{final.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, times=times.astype(np.float64), units=units.astype(np.uint16), seconds=np.float64(seconds))
+        os.replace(tmp, final)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"could not write {final}: {exc.strerror or exc}") from None
+
+
+def load_result(store: Path, key: str) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """A stored result, or None when there is none (or it cannot be read: it is converted again)."""
+    path = _result_path(store, key)
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return stored["times"], stored["units"].astype(np.int64), float(stored["seconds"])
+    except FileNotFoundError:
+        return None
+    except Exception:  # damaged: drop it
+        path.unlink(missing_ok=True)
+        return None
+
+
+def remove_dead_temporaries(store: Path) -> None:
+    """Temporary results left by a process that was killed."""
+    for tmp in store.glob("*.npz.tmp*"):
+        pid = tmp.name.rsplit(".tmp", 1)[1]
+        if not pid.isdigit() or not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def convert_to_store(job: Job, store: Path, key: str) -> float:
+    """Convert one recording into the store; returns its audio seconds (runs in a worker process)."""
+    times, units, seconds = convert_one(job)
+    store_result(store, key, times, units, seconds)
+    return seconds
+
+
+def _ignore_interrupts() -> None:  # workers: Ctrl-C is the main process's to handle
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def convert_missing(jobs: list[Job], keys: list[str], store: Path, workers: int) -> float:
+    """Convert the recordings not in the store yet; returns their audio seconds. Each result is in the store as
+    soon as it is done; on an error or Ctrl-C the queued ones are cancelled and those done are kept."""
+    todo = [(job, key) for job, key in zip(jobs, keys) if not _result_path(store, key).exists()]
+    bar = tqdm(total=len(todo), desc="cochlea", unit="file")
+    seconds = 0.0
+    try:
+        if workers == 1:
+            for job, key in todo:
+                seconds += convert_to_store(job, store, key)
+                bar.update()
+            return seconds
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_interrupts)
+        try:
+            pending = {pool.submit(convert_to_store, job, store, key) for job, key in todo}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    seconds += future.result()  # raises the worker's error
+                    bar.update()
+        except BrokenProcessPool:
+            raise SCCLError(f"a worker process died (out of memory, or killed): the recordings converted so far are "
+                            f"kept in {store}; rerun the same command to convert the rest") from None
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return seconds
+    finally:
+        bar.close()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -223,8 +268,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True, type=Path)
     p.add_argument("--name", default="shd", help="file prefix: NAME_train.h5, NAME_test.h5 (default shd)")
     p.add_argument("--front-end", choices=("builtin", "lauscher"), default="builtin")
+    p.add_argument("--engine", choices=("auto", "numba", "numpy"), default="auto",
+                   help="the builtin cochlea's engine: numba (compiled, needs numba), numpy, or auto (numba when "
+                        "installed); both give the same spikes")
     p.add_argument("--test-speakers", nargs="+", default=None, help="speaker names held out for the test file")
     p.add_argument("--sample-rate", type=int, default=SAMPLE_RATE, help="rate every file is resampled to (Hz)")
+    p.add_argument("--allow-low-rate", action="store_true",
+                   help="convert even when --sample-rate is too low to drive the top channels")
     p.add_argument("--channels", type=int, default=N_CHANNELS)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
@@ -232,41 +282,24 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _convert_all(jobs: list, workers: int) -> list:
-    if workers == 1:
-        return [convert_one(j) for j in tqdm(jobs, desc="cochlea", unit="file")]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(tqdm(pool.map(convert_one, jobs, chunksize=max(1, len(jobs) // (8 * workers))),
-                         total=len(jobs), desc="cochlea", unit="file"))
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+def _check_args(args) -> str:
+    """Every flag checked before anything is read; returns the engine the builtin cochlea will use."""
     for flag, value, low in (("--workers", args.workers, 1), ("--sample-rate", args.sample_rate, 1000),
                              ("--channels", args.channels, 1), ("--seed", args.seed, 0)):
         if value < low:
             raise ConfigError(f"{flag} must be at least {low}, got {value}")
-    check_front_end(args.front_end)
-    out_dir = args.out_dir
-    paths = [out_dir / f"{args.name}_{part}.h5" for part in ("train", "test")]
-    merged = out_dir / f"{args.name}_merged.h5"
-    recordings = find_recordings(args.input, args.labels)
-    classes = _sorted_names(r.label for r in recordings)
-    speakers = _sorted_names(r.speaker for r in recordings)
-    held = held_out_speakers(speakers, args.test_speakers)
-    for r in recordings:  # a damaged file fails now, in one line, not in a worker after minutes of work
-        read_audio(r.path)
-    prepare_out_dir(out_dir, paths + [merged], args.force)  # everything is checked: only now is anything made
-    jobs = [(r.path, args.front_end, args.sample_rate, args.channels, int(np.random.SeedSequence([args.seed, i])
-             .generate_state(1)[0])) for i, r in enumerate(recordings)]
-    start = time.time()
-    results = _convert_all(jobs, args.workers)
-    elapsed = time.time() - start
-    audio_seconds = sum(r[2] for r in results)
-    attrs = {"description": f"SHD-layout data: {args.name} (recordings from {args.input.name}, "
-                            f"{args.front_end} cochlea)", "front_end": args.front_end, "seed": args.seed,
-             "sample_rate": args.sample_rate, UNITS_ATTR: args.channels, "speaker_names": json.dumps(speakers),
-             "test_speakers": json.dumps(sorted(held, key=speakers.index))}
+    if args.channels > MAX_ID + 1:
+        raise ConfigError(f"--channels must be at most {MAX_ID + 1} (units are stored as uint16), got {args.channels}")
+    engine = check_front_end(args.front_end, args.engine)
+    check_model_rate(args.sample_rate, args.channels, args.allow_low_rate)
+    if args.front_end == "builtin" and engine == "numpy" and args.engine == "auto":
+        print("note: numba is not installed: the built-in cochlea runs several times slower "
+              "(pip install 'sccl[fast]' for the compiled engine; same spikes)", file=sys.stderr)
+    return engine
+
+
+def _split(recordings: list[Recording], results: list, classes: list[str], speakers: list[str],
+           held: set[str]) -> list[SHDData]:
     keys = np.array([c.encode("utf-8") for c in classes])
     datas = []
     for is_test in (False, True):
@@ -275,6 +308,54 @@ def main(argv: list[str] | None = None) -> None:
             times=_objects([results[i][0] for i in idx]), units=_objects([results[i][1] for i in idx]),
             labels=np.array([classes.index(recordings[i].label) for i in idx], dtype=np.int64),
             speakers=np.array([speakers.index(recordings[i].speaker) for i in idx], dtype=np.int64), keys=keys))
+    return datas
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    engine = _check_args(args)
+    out_dir = args.out_dir
+    paths = [out_dir / f"{args.name}_{part}.h5" for part in ("train", "test")]
+    merged = out_dir / f"{args.name}_merged.h5"
+    store = out_dir / f"{args.name}{PARTIAL_SUFFIX}"
+    recordings = find_recordings(args.input, args.labels)
+    classes = _sorted_names(r.label for r in recordings)
+    speakers = _sorted_names(r.speaker for r in recordings)
+    held = held_out_speakers(speakers, args.test_speakers)
+    # a damaged file fails now, in one line, not in a worker after minutes of work
+    warn_low_rate_files({r.path: read_audio(r.path)[1] for r in recordings}, args.channels)
+    prepare_out_dir(out_dir, paths + [merged], args.force)  # everything is checked: only now is anything made
+    jobs = [Job(r.path, args.front_end, args.sample_rate, args.channels,
+                file_seed(args.seed, r.path.relative_to(args.input).as_posix()), engine) for r in recordings]
+    keys = [job_key(job) for job in jobs]
+    try:
+        store.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create {store}: {exc.strerror or exc}") from None
+    remove_dead_temporaries(store)
+    kept = sum(_result_path(store, key).exists() for key in keys)
+    if kept:
+        print(f"resuming: {kept} of {len(jobs)} recordings already converted (in {store})", file=sys.stderr)
+    start = time.time()
+    try:
+        converted_seconds = convert_missing(jobs, keys, store, args.workers)
+    except KeyboardInterrupt:
+        print(f"the recordings converted so far are kept in {store}: rerun the same command to convert the rest",
+              file=sys.stderr)
+        raise
+    elapsed = time.time() - start
+    results = []
+    for job, key in zip(jobs, keys):
+        result = load_result(store, key)
+        if result is None:  # removed or damaged since: convert it again
+            convert_to_store(job, store, key)
+            result = load_result(store, key)
+        results.append(result)
+    attrs = {"description": f"SHD-layout data: {args.name} (recordings from {args.input.name}, "
+                            f"{args.front_end} cochlea)", "front_end": args.front_end, "seed": args.seed,
+             "sample_rate": args.sample_rate, UNITS_ATTR: args.channels, "speaker_names": json.dumps(speakers),
+             "test_speakers": json.dumps(sorted(held, key=speakers.index))}
+    datas = _split(recordings, results, classes, speakers, held)
     check_free_space(out_dir, sum(estimated_size(d) for d in datas), "the spike files")
     with contextlib.ExitStack() as stack:  # both renamed into place only when both are written and valid
         for path, data, part in zip(paths, datas, ("train", "test")):
@@ -282,9 +363,13 @@ def main(argv: list[str] | None = None) -> None:
             write_shd(tmp, data, attrs={**attrs, "split": part})
             load_shd(tmp)  # the file must pass the reader's validation before it gets its name
         merged.unlink(missing_ok=True)  # made from an older pair
+    shutil.rmtree(store, ignore_errors=True)
+    speed = (f"{elapsed / converted_seconds:.2f} s per second of audio" if converted_seconds
+             else "nothing left to convert")
+    how = f"{args.front_end}{f', {engine} engine' if args.front_end == 'builtin' else ''}, {args.workers} workers"
     print(f"wrote {paths[0]} ({len(datas[0])} samples) and {paths[1]} ({len(datas[1])} samples, speakers "
           f"{' '.join(sorted(held, key=speakers.index))}); {len(classes)} classes, {len(speakers)} speakers; "
-          f"{elapsed / max(audio_seconds, 1e-9):.2f} s per second of audio ({args.front_end}, {args.workers} workers)")
+          f"{speed} ({how})")
 
 
 def _objects(arrays: list[np.ndarray]) -> np.ndarray:

@@ -1,5 +1,7 @@
 """Real recordings -> SHD-layout spikes: the built-in cochlea (place map, silence, resampling), the
-``python -m sccl.audio`` converter (errors, files that merge and load) and the calibration against lauscher."""
+``python -m sccl.audio`` converter (errors, files that merge and load), the calibration against lauscher, and
+the fast cochlea against the reference implementation (filterbank to float rounding, hair cell and spikes
+exactly, with both engines). The converter's resume, sample-rate rule and hostile inputs: test_audio_converter.py."""
 
 import time
 
@@ -10,7 +12,9 @@ from scipy.io import wavfile
 from sccl.audio import main as audio_main
 from sccl.audio import resample
 from sccl.cli import run_cli
-from sccl.cochlea import channel_of, cochlea
+from sccl import cochlea_reference as reference
+from sccl.cochlea import (SpikeGenParams, basilar_membrane, channel_of, cochlea, compiled_available, hair_cell,
+                          place_map, prepare, spikes_from_velocity)
 
 N_CH = 700
 
@@ -169,3 +173,80 @@ def test_builtin_cochlea_matches_lauscher_on_a_vowel(capsys):
     assert 0.85 <= ratio <= 1.15
     assert abs(active[0][0] - active[1][0]) <= 10 and abs(active[0][1] - active[1][1]) <= 10
     assert corr >= 0.9
+
+
+# ----------------------------------------------------------------------------------------------
+# the fast cochlea against the reference (the first implementation, kept in sccl.cochlea_reference)
+
+ENGINES = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(not compiled_available(),
+                                                                    reason="numba is not installed"))]
+
+
+def noisy_vowel(fs, dur, seed=0, loud=1.0):
+    x = vowel(fs, dur) + 0.3 * np.random.default_rng(seed).standard_normal(int(fs * dur))
+    return loud * x * (1 + np.sin(2 * np.pi * 9 * np.arange(len(x)) / fs))  # amplitude modulated: onsets, pauses
+
+
+@pytest.mark.parametrize("n, fs", [(4800, 48000), (4801, 48000), (1603, 16000), (7, 48000)])
+def test_filterbank_matches_the_reference(n, fs):
+    x = prepare(noisy_vowel(fs, n / fs))
+    cf = place_map(N_CH)
+    v_new, rate_new = basilar_membrane(x, fs, cf)
+    v_ref, rate_ref = reference.basilar_membrane(x, fs, cf)
+    assert rate_new == rate_ref and v_new.shape == v_ref.shape
+    # float rounding: 1e-9 of each channel's peak (the reference's carrier phase alone is off by ~1e-11), plus
+    # 1e-15 of the loudest channel for the bins the fast one skips (gain < 1e-30)
+    channel_peak = np.abs(v_ref).max(axis=1, keepdims=True)
+    assert np.all(np.abs(v_new - v_ref) <= 1e-9 * channel_peak + 1e-15 * channel_peak.max())
+
+
+def test_hair_cell_matches_the_reference_exactly():
+    fs = 48000
+    velocity, rate = reference.basilar_membrane(prepare(noisy_vowel(fs, 0.05, loud=3.0)), fs, place_map(N_CH))
+    expected = reference.hair_cell(velocity, rate)
+    assert np.array_equal(hair_cell(velocity, rate), expected)
+    in_place = velocity.copy()
+    assert np.array_equal(hair_cell(in_place, rate, out=in_place), expected)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("fs, seed, drive_gain", [(48000, 0, 1.0), (16000, 7, 1.0), (48000, 3, 60.0)])
+def test_spikes_match_the_reference_exactly(engine, fs, seed, drive_gain):
+    """Same spikes as the reference for a seed: the same random stream. drive_gain 60 pushes the fibres' firing
+    probability above 0.5 and keeps all fibres of a channel busy at times (numpy's other binomial branches)."""
+    params = SpikeGenParams(drive_gain=drive_gain)
+    x = noisy_vowel(fs, 0.06, seed=seed)
+    expected = reference.cochlea(x, fs, seed=seed, spikes=params)
+    got = cochlea(x, fs, seed=seed, spikes=params, engine=engine)
+    assert len(expected[0]) > 50
+    assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_spike_generator_matches_the_reference_on_one_input(engine):
+    """The stochastic stage alone, from the reference's own probabilities: bit-identical spikes."""
+    fs = 48000
+    velocity, rate = reference.basilar_membrane(prepare(noisy_vowel(fs, 0.05, seed=2)), fs, place_map(N_CH))
+    prob = reference.hair_cell(velocity, rate)
+    expected = reference.bushy_cells(prob, rate, np.random.default_rng(11))
+    got = spikes_from_velocity(velocity.copy(), rate, np.random.default_rng(11), engine)
+    assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_seed_gives_the_same_spikes_and_another_seed_others(engine):
+    x = noisy_vowel(48000, 0.05)
+    a, b = cochlea(x, 48000, seed=5, engine=engine), cochlea(x, 48000, seed=5, engine=engine)
+    other = cochlea(x, 48000, seed=6, engine=engine)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert len(other[0]) != len(a[0]) or not np.array_equal(other[1], a[1])
+
+
+def test_asking_for_numba_without_it_is_a_clear_error(monkeypatch):
+    import sccl.cochlea as module
+    monkeypatch.setattr(module, "compiled_available", lambda: False)
+    assert module.resolve_engine("auto") == "numpy"
+    with pytest.raises(ImportError, match="pip install"):
+        module.resolve_engine("numba")
+    with pytest.raises(ValueError, match="engine must be one of"):
+        module.resolve_engine("gpu")
