@@ -9,12 +9,21 @@ several times faster again with the optional numba package, ``pip install 'sccl[
 
 Labels and speakers come from a rule: a regular expression with named groups ``label`` and ``speaker`` matched
 against each file's name (or, failing that, its path below FOLDER), or a CSV file with columns
-``path,label,speaker`` (paths relative to FOLDER). Files the rule does not match are skipped and counted. Class
-ids follow the sorted class names (numerically when all are numbers), stored as ``extra/keys``; speaker ids
-follow the sorted speaker names, stored in the ``speaker_names`` attribute (JSON).
+``path,label,speaker`` (paths relative to FOLDER). Files the rule does not match are skipped and counted.
+
+Class ids (:mod:`sccl.audio_classes`): with ``--classes`` they come from a map and are the same whichever classes
+a folder holds, so two conversions (a subset, later recordings) agree on what class 3 means: an ordered list
+(``--classes zero,one,two``: id = position), a CSV file ``label,id`` (explicit ids, gaps allowed) or
+``shd-digits`` (SHD's 20 keywords and ids: ``zero``..``nine`` 0-9, ``null``..``neun`` 10-19). A mapped class
+without recordings has no samples; a label the map lacks is an error. Without ``--classes`` the ids follow the
+sorted names of the classes present (numerically when all are numbers), so they shift when another folder holds
+other classes; the mapping used is printed (``class ids: 0=..., 1=...``). Either way ``extra/keys`` holds the
+name of each id (``class <id>`` in a gap) and the ``class_ids`` attribute says where the ids came from. Speaker
+ids likewise: ``--speakers-order a,b,c`` (id = position), else the sorted names present; the names are stored in
+the ``speaker_names`` attribute (JSON, index = id).
 
 Split (deterministic, as SHD: whole speakers held out): the speakers named by ``--test-speakers``, or by default
-the last fifth (rounded up) of the speakers in sorted order, go to ``<name>_test.h5``; the rest to
+the last fifth (rounded up) of the speakers present in id order, go to ``<name>_test.h5``; the rest to
 ``<name>_train.h5``. Each file gets its own seed, from ``--seed`` and its path below FOLDER, so its spikes do
 not depend on the other files, on ``--workers`` or on resuming.
 
@@ -55,8 +64,9 @@ from sccl.data import MAX_ID, UNITS_ATTR, SHDData, estimated_size, load_shd, wri
 from sccl.defaults import SHD
 from sccl.disk import _alive, atomic_path, check_free_space, prepare_out_dir
 from sccl.errors import ConfigError, DataError, SCCLError
-from sccl.audio_input import (Recording, _one_line, _sorted_names,  # noqa: F401 (some re-exported)
-                               find_recordings, held_out_speakers, read_audio, resample)
+from sccl.audio_classes import IdMap, check_covered, class_map, present_in_id_order, speaker_map
+from sccl.audio_input import (Recording, _one_line, find_recordings,  # noqa: F401 (some re-exported)
+                               held_out_speakers, read_audio, resample)
 
 SAMPLE_RATE = 48000
 N_CHANNELS = SHD["nb_units"]  # SHD's cochlea channels
@@ -271,6 +281,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=("auto", "numba", "numpy"), default="auto",
                    help="the builtin cochlea's engine: numba (compiled, needs numba), numpy, or auto (numba when "
                         "installed); both give the same spikes")
+    p.add_argument("--classes", default=None, metavar="MAP",
+                   help="class ids that do not depend on which classes are present: an ordered list "
+                        "(zero,one,two: id = position), a CSV file with columns label,id (gaps allowed), or "
+                        "shd-digits (SHD's 20 keywords and ids). Without it, ids follow the sorted names of the "
+                        "classes present, so they depend on which classes the folder holds")
+    p.add_argument("--speakers-order", default=None, metavar="NAMES",
+                   help="speaker ids as an ordered list (anna,ben: id = position); default: the sorted names present")
     p.add_argument("--test-speakers", nargs="+", default=None, help="speaker names held out for the test file")
     p.add_argument("--sample-rate", type=int, default=SAMPLE_RATE, help="rate every file is resampled to (Hz)")
     p.add_argument("--allow-low-rate", action="store_true",
@@ -298,16 +315,16 @@ def _check_args(args) -> str:
     return engine
 
 
-def _split(recordings: list[Recording], results: list, classes: list[str], speakers: list[str],
+def _split(recordings: list[Recording], results: list, classes: IdMap, speakers: IdMap,
            held: set[str]) -> list[SHDData]:
-    keys = np.array([c.encode("utf-8") for c in classes])
+    keys = np.array([name.encode("utf-8") for name in classes.names])
     datas = []
     for is_test in (False, True):
         idx = [i for i, r in enumerate(recordings) if (r.speaker in held) == is_test]
         datas.append(SHDData(
             times=_objects([results[i][0] for i in idx]), units=_objects([results[i][1] for i in idx]),
-            labels=np.array([classes.index(recordings[i].label) for i in idx], dtype=np.int64),
-            speakers=np.array([speakers.index(recordings[i].speaker) for i in idx], dtype=np.int64), keys=keys))
+            labels=np.array([classes.ids[recordings[i].label] for i in idx], dtype=np.int64),
+            speakers=np.array([speakers.ids[recordings[i].speaker] for i in idx], dtype=np.int64), keys=keys))
     return datas
 
 
@@ -319,9 +336,12 @@ def main(argv: list[str] | None = None) -> None:
     merged = out_dir / f"{args.name}_merged.h5"
     store = out_dir / f"{args.name}{PARTIAL_SUFFIX}"
     recordings = find_recordings(args.input, args.labels)
-    classes = _sorted_names(r.label for r in recordings)
-    speakers = _sorted_names(r.speaker for r in recordings)
-    held = held_out_speakers(speakers, args.test_speakers)
+    classes = class_map(args.classes, (r.label for r in recordings))
+    check_covered("label", "--classes", classes, [(r.label, r.path) for r in recordings])
+    speakers = speaker_map(args.speakers_order, (r.speaker for r in recordings))
+    check_covered("speaker", "--speakers-order", speakers, [(r.speaker, r.path) for r in recordings])
+    present_speakers = present_in_id_order(speakers, (r.speaker for r in recordings))
+    held = held_out_speakers(present_speakers, args.test_speakers)
     # a damaged file fails now, in one line, not in a worker after minutes of work
     warn_low_rate_files({r.path: read_audio(r.path)[1] for r in recordings}, args.channels)
     prepare_out_dir(out_dir, paths + [merged], args.force)  # everything is checked: only now is anything made
@@ -353,8 +373,10 @@ def main(argv: list[str] | None = None) -> None:
         results.append(result)
     attrs = {"description": f"SHD-layout data: {args.name} (recordings from {args.input.name}, "
                             f"{args.front_end} cochlea)", "front_end": args.front_end, "seed": args.seed,
-             "sample_rate": args.sample_rate, UNITS_ATTR: args.channels, "speaker_names": json.dumps(speakers),
-             "test_speakers": json.dumps(sorted(held, key=speakers.index))}
+             "sample_rate": args.sample_rate, UNITS_ATTR: args.channels,
+             "speaker_names": json.dumps(list(speakers.names)),
+             "test_speakers": json.dumps(present_in_id_order(speakers, held)), "class_ids": classes.source,
+             "speaker_ids": speakers.source}
     datas = _split(recordings, results, classes, speakers, held)
     check_free_space(out_dir, sum(estimated_size(d) for d in datas), "the spike files")
     with contextlib.ExitStack() as stack:  # both renamed into place only when both are written and valid
@@ -367,9 +389,14 @@ def main(argv: list[str] | None = None) -> None:
     speed = (f"{elapsed / converted_seconds:.2f} s per second of audio" if converted_seconds
              else "nothing left to convert")
     how = f"{args.front_end}{f', {engine} engine' if args.front_end == 'builtin' else ''}, {args.workers} workers"
+    with_samples = len({r.label for r in recordings})
+    if args.classes is None:
+        print(f"class ids: {classes.id_list()}")
+    else:
+        print(f"class ids: from {classes.source} ({len(classes.ids)} classes, {with_samples} with recordings)")
     print(f"wrote {paths[0]} ({len(datas[0])} samples) and {paths[1]} ({len(datas[1])} samples, speakers "
-          f"{' '.join(sorted(held, key=speakers.index))}); {len(classes)} classes, {len(speakers)} speakers; "
-          f"{speed} ({how})")
+          f"{' '.join(present_in_id_order(speakers, held))}); {with_samples} classes, {len(present_speakers)} "
+          f"speakers; {speed} ({how})")
 
 
 def _objects(arrays: list[np.ndarray]) -> np.ndarray:

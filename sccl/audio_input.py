@@ -94,7 +94,8 @@ def _sorted_names(names) -> list[str]:
 
 
 def held_out_speakers(speakers: list[str], chosen: list[str] | None) -> set[str]:
-    """The held-out speakers: ``chosen``, or the last fifth (rounded up) of the sorted names."""
+    """The held-out speakers: ``chosen``, or the last fifth (rounded up) of ``speakers`` (the speakers present, in
+    the order of their ids: sorted names, or ``--speakers-order``)."""
     if chosen:
         unknown = sorted(set(chosen) - set(speakers))
         if unknown:
