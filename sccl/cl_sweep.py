@@ -18,6 +18,7 @@ from sccl.engine import gather
 from sccl.errors import ConfigError
 from sccl.launch import add_launcher_flags, launch
 from sccl.merge import merged_if_present, merged_path
+from sccl.study_fit import check_runs_fit
 from sccl.results import read_csv
 from sccl.runs import is_done
 from sccl.scenarios import HELD_OUT_FLAG
@@ -186,16 +187,24 @@ def sweep_jobs(args, scenario: str) -> tuple[list[Job], list[Job]]:
     # a dry run merges nothing: it reads a merged file that is there, and names the one a run would make
     data_file = (merged_path(Path(args.data_dir).expanduser()) if getattr(args, "dry_run", False)
                  else merged_if_present(args.data_dir, quiet=True))
-    jobs, pretrain_needed, used = [], set(), defaultdict(set)
+    jobs, pretrain_needed, used, configs = [], set(), defaultdict(set), []
     sets = parse_sets(getattr(args, "sets", None) or [])
     for strategy, run_argv in expand(args, scenario, data_file):
         argv = ["--scenario", scenario, "--strategy", strategy] + run_argv + common
         cfg, flags = checked_run(strategy, scenario, argv, swept_settings(strategy, run_argv, sets))
         used[strategy] |= flags
+        configs.append(cfg)
         pretrain_needed.add((cfg.held_out, cfg.seed, cfg.first_speakers, cfg.first_classes, cfg.classes_per_step))
         jobs.append(Job(f"{scenario}/{cfg.label()}", [sys.executable, "-m", "sccl.continual_cli"] + argv,
                         lambda cfg=cfg: is_done(cfg, args.out_dir, data_file)))
     check_swept_flags_used(sets, used)
+    if Path(data_file).is_file():
+        try:
+            check_runs_fit(configs, data_file)
+        except ConfigError as exc:  # a dry run still lists the runs, and says which would fail
+            if not getattr(args, "dry_run", False):
+                raise
+            print(f"[dry run] these runs would stop at once: {exc}", flush=True)
     rest = ["--data-dir", args.data_dir, "--device", args.device, "--quiet"]
     if getattr(args, "max_time", None) is not None:
         rest += ["--max-time", str(args.max_time)]

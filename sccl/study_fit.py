@@ -65,13 +65,15 @@ def _largest_fitting_batch(limit: int, new_sizes: list[int], pools: list[int], r
     return b
 
 
-def _scenario_sizes(scenario: str, split_kind: str, labels, speakers, source, seeds, held: list, first_speakers):
+def _scenario_sizes(scenario: str, split_kind: str, labels, speakers, source, seeds, held: list, first_speakers,
+                    first_classes=None, classes_per_step: int = 1):
     """(new tasks' training sizes, replay pools' sizes) over every seed and held-out id of one scenario."""
     new_sizes, pools = [], []
     for seed in seeds:
         for h in held:
             split = make_split(scenario, h, labels, speakers, source, kind=split_kind, seed=seed,
-                               first_speakers=first_speakers)
+                               first_speakers=first_speakers, first_classes=first_classes,
+                               classes_per_step=classes_per_step)
             tasks = from_split(split).tasks
             new_sizes += [len(t.train) for t in tasks[1:]]
             for task in tasks[:-1]:  # a memory is drawn from every task a later one follows
@@ -126,6 +128,37 @@ def fit_to_data(conf: dict, labels: np.ndarray, speakers: np.ndarray, source, se
                          f"replay batch(es))")
             sc["batch_size"] = b
     return conf, notes
+
+
+def check_runs_fit(configs, data_file: Path) -> None:
+    """One clear error, before a sweep launches anything, when some run's batch size does not fit the data: one
+    batch of every new task (unless it keeps the last incomplete batch) and its replay batches from every task a
+    later one follows; it names the largest batch size every run of that kind would fill."""
+    labels, speakers, source = read_labels_and_speakers(data_file)
+    sizes: dict = {}
+    for cfg in configs:
+        key = (cfg.scenario, cfg.split, cfg.held_out, cfg.seed, cfg.first_speakers, cfg.first_classes,
+               cfg.classes_per_step)
+        if key not in sizes:
+            try:
+                sizes[key] = _scenario_sizes(cfg.scenario, cfg.split, labels, speakers, source, [cfg.seed],
+                                             [cfg.held_out], cfg.first_speakers, cfg.first_classes,
+                                             cfg.classes_per_step)
+            except ConfigError:
+                continue  # the run itself says why its split cannot be made
+        new_sizes, pools = sizes[key]
+        new_sizes = [] if cfg.keep_last else new_sizes
+        replay = cfg.replay_batches
+        if _largest_fitting_batch(cfg.batch_size, new_sizes, pools, replay) == cfg.batch_size:
+            continue
+        fit = _largest_fitting_batch(cfg.batch_size, new_sizes, pools, replay)
+        what = (f"the smallest new task holds {min(new_sizes)} training samples" if new_sizes else "")
+        if replay:
+            what += (", and " if what else "") + (f"the smallest replay pool {min(pools)} for {replay} replay "
+                                                  f"batch(es)")
+        advice = f"use --batch-size {fit} or smaller" if fit else "bring more samples or use fewer replay batches"
+        raise ConfigError(f"{cfg.scenario} run {cfg.label()}: --batch-size {cfg.batch_size} does not fit this data "
+                          f"({what}); {advice}")
 
 
 def read_labels_and_speakers(data_file: Path):

@@ -317,13 +317,14 @@ def test_matched_gain_makes_the_mean_largest_logit_that_of_t_steps():
     torch.testing.assert_close(s_mean, t_mean, rtol=1e-12, atol=0)
 
 
-def test_a_silent_s_step_network_cannot_be_matched():
+def test_a_silent_s_step_network_cannot_be_matched_and_a_silent_readout_has_nothing_to_match():
     net = small_net()
-    with torch.no_grad():
-        net.w_out.fill_(-1.0)  # every readout trace <= 0: every largest logit is the trace's leading 0
     batch = Batch(net.activity_time_major(counts(), 1), torch.zeros(6, dtype=torch.long), from_depth=1, time_major=True)
-    with pytest.raises(ConfigError, match="no gain matches them"):
-        matched_readout_gain(net, [batch], steps=10, mode="or", threshold=1.0)
+    with pytest.raises(ConfigError, match="no gain matches them"):  # layers above the cut silent at S steps only
+        matched_readout_gain(net, [batch], steps=10, mode="or", threshold=1e6)
+    with torch.no_grad():
+        net.w_out.fill_(-1.0)  # every readout trace <= 0 at T steps too: every largest logit is the leading 0
+    assert matched_readout_gain(net, [batch], steps=10, mode="or", threshold=1.0) is None
 
 
 def test_auto_settings_are_one_over_the_window_gain_and_the_matched_gain(tiny):

@@ -74,3 +74,22 @@ def test_a_description_that_already_says_shd_layout_is_not_prefixed_twice(tmp_pa
     label = data_label({"description": f"{LAYOUT_PREFIX}my digits (recordings from wavs)"}, tmp_path / "x.h5")
     assert label == f"{LAYOUT_PREFIX}my digits (recordings from wavs)"
     assert label.count(LAYOUT_PREFIX) == 1
+
+
+def test_a_sweep_whose_batch_does_not_fit_the_data_stops_before_anything_runs(tmp_path, capsys):
+    from sccl.cl_sweep import main as sweep_main
+    from sccl.cli import run_cli
+    from tests.test_any_layout import write_pair
+
+    write_pair(tmp_path / "data", 10, range(6), reps=3)  # 6 speakers x 3 samples of each new class
+    argv = ["--scenario", "class_incremental", "--classes", "7", "--strategies", "naive", "--batch-size", "64",
+            "--data-dir", str(tmp_path / "data"), "--out-dir", str(tmp_path / "runs")]
+    assert run_cli(lambda a: sweep_main(a, scenario="class_incremental"), argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: class_incremental run naive-class7-seed0: --batch-size 64 "
+                                               "does not fit this data (the smallest new task holds ")
+    assert err[0].endswith("or smaller") and not (tmp_path / "runs").exists()
+    run_cli(lambda a: sweep_main(a, scenario="class_incremental"), argv + ["--dry-run"])
+    out = capsys.readouterr().out
+    assert "[dry run] these runs would stop at once: class_incremental run naive-class7-seed0" in out
+    assert "would run:" in out and not (tmp_path / "runs").exists()

@@ -74,17 +74,20 @@ def auto_or_positive(text) -> str | float:
 
 
 @torch.no_grad()
-def matched_readout_gain(net, batches, steps: int, mode: str, threshold: float) -> float:
+def matched_readout_gain(net, batches, steps: int, mode: str, threshold: float) -> float | None:
     """g such that the mean over samples of the largest logit at ``steps`` steps (``mode`` compression, firing
-    ``threshold``, gain 1) times g equals the mean largest logit at the batches' own T steps. Time-major batches
-    at the cut, as :meth:`sccl.engine.RunContext.train_batches` gives them."""
+    ``threshold``, gain 1) times g equals the mean largest logit at the batches' own T steps (None when that is 0:
+    the readout is silent at T steps too). Time-major batches at the cut, as
+    :meth:`sccl.engine.RunContext.train_batches` gives them."""
     full, reduced = [], []
     for b in batches:
         full.append(net.forward_time_major(b.x, b.from_depth).max(1).values)
         z = compress(b.x.transpose(0, 1), steps, mode, kind_for_depth(b.from_depth)).transpose(0, 1).contiguous()
         reduced.append(net.forward_time_major(z, b.from_depth, b.x.shape[0] // steps, threshold).max(1).values)
     t_mean, s_mean = float(torch.cat(full).mean()), float(torch.cat(reduced).mean())
-    if not (s_mean > 0 and t_mean > 0):
+    if not t_mean > 0:  # the readout is silent at T steps too (a network that learnt nothing): nothing to match
+        return None
+    if not s_mean > 0:
         raise ConfigError(f"--readout-gain auto: the network's largest logits average {s_mean:.4g} at {steps} steps "
                           f"and {t_mean:.4g} at T steps on the pretraining data, so no gain matches them (give "
                           f"--readout-gain a number, or lower --replay-threshold)")
@@ -161,9 +164,14 @@ class FewerStepReplay(LatentReplay):
                 batches = self.ctx.train_batches(0, CALIBRATION_SAMPLES)
                 value = matched_readout_gain(self.ctx.net, batches, self.stored_steps, self.cfg.compression,
                                              self.threshold)
-                self.ctx.log(f"fewer-step replay: readout gain {value:.4f} (auto: the mean largest logit at "
-                             f"{self.stored_steps} steps matched to T steps on {sum(len(b) for b in batches)} "
-                             f"pretraining samples)")
+                n = sum(len(b) for b in batches)
+                if value is None:
+                    value = 1.0
+                    self.ctx.log(f"fewer-step replay: readout gain 1 (auto: the pretrained network's largest logits "
+                                 f"are 0 at T steps too on {n} pretraining samples, so there is nothing to match)")
+                else:
+                    self.ctx.log(f"fewer-step replay: readout gain {value:.4f} (auto: the mean largest logit at "
+                                 f"{self.stored_steps} steps matched to T steps on {n} pretraining samples)")
             self._gain = float(value)
         return self._gain
 
