@@ -309,10 +309,14 @@ def _check_args(args) -> str:
         raise ConfigError(f"--channels must be at most {MAX_ID + 1} (units are stored as uint16), got {args.channels}")
     engine = check_front_end(args.front_end, args.engine)
     check_model_rate(args.sample_rate, args.channels, args.allow_low_rate)
+    return engine
+
+
+def _note_engine(args, engine: str) -> None:
+    """Once everything is checked (an error stays one line): say when the compiled engine could be faster."""
     if args.front_end == "builtin" and engine == "numpy" and args.engine == "auto":
         print("note: numba is not installed: the built-in cochlea runs several times slower "
               "(pip install 'sccl[fast]' for the compiled engine; same spikes)", file=sys.stderr)
-    return engine
 
 
 def _split(recordings: list[Recording], results: list, classes: IdMap, speakers: IdMap,
@@ -345,6 +349,7 @@ def main(argv: list[str] | None = None) -> None:
     # a damaged file fails now, in one line, not in a worker after minutes of work
     warn_low_rate_files({r.path: read_audio(r.path)[1] for r in recordings}, args.channels)
     prepare_out_dir(out_dir, paths + [merged], args.force)  # everything is checked: only now is anything made
+    _note_engine(args, engine)
     jobs = [Job(r.path, args.front_end, args.sample_rate, args.channels,
                 file_seed(args.seed, r.path.relative_to(args.input).as_posix()), engine) for r in recordings]
     keys = [job_key(job) for job in jobs]
