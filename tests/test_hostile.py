@@ -759,26 +759,38 @@ def copy_data_like_a_user(folder: Path) -> Path:
     return folder
 
 
+# Runs ``sccl.continual_cli`` and sends the process a real SIGINT (Ctrl-C) when its EPOCH-th epoch starts: a
+# deterministic point mid-run, however fast the machine.
+SIGINT_DRIVER = r"""
+import os, runpy, signal, sys
+import sccl.engine
+at, real, seen = int(sys.argv[1]), sccl.engine.train_epoch, [0]
+def train_epoch(*a, **k):
+    seen[0] += 1
+    if seen[0] == at:
+        os.kill(os.getpid(), signal.SIGINT)
+    return real(*a, **k)
+sccl.engine.train_epoch = train_epoch
+sys.argv = ["continual_cli"] + sys.argv[2:]
+runpy.run_module("sccl.continual_cli", run_name="__main__")
+"""
+
+
 def test_sigint_mid_run_is_one_line_and_the_rerun_gives_the_uninterrupted_result(world, tmp_path):
     ds, root, pre = world
-    argv = [sys.executable, "-m", "sccl.continual_cli", "--scenario", "sample_incremental", "--strategy", "naive",
-            "--speaker", "3", "--epochs", "60", "--batch-size", "16", "--data-dir", str(ds.path.parent),
-            "--pretrained", str(pre), "--quiet"]
-    interrupted = tmp_path / "interrupted"
-    proc = subprocess.Popen(argv + ["--out-dir", str(interrupted)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not list(interrupted.glob("sample_incremental/naive-*/epochs.csv")):  # training has started
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "Traceback" not in err and len(err.strip().splitlines()) <= 1
+    run = ["--scenario", "sample_incremental", "--strategy", "naive", "--speaker", "3", "--epochs", "6",
+           "--batch-size", "16", "--data-dir", str(ds.path.parent), "--pretrained", str(pre), "--quiet"]
+    interrupted, clean = tmp_path / "interrupted", tmp_path / "clean"
+    r = subprocess.run([sys.executable, "-c", SIGINT_DRIVER, "3"] + run + ["--out-dir", str(interrupted)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 130 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) <= 1
     (folder,) = interrupted.glob("sample_incremental/naive-*")
+    rows = read_csv(folder / "epochs.csv")
+    assert [int(row["epoch"]) for row in rows] == [0, 1, 2]  # stopped in its third epoch
     assert not (folder / "summary.json").exists()  # unfinished: the rerun redoes it
-    assert subprocess.run(argv + ["--out-dir", str(interrupted)], cwd=ROOT, capture_output=True).returncode == 0
-    clean = tmp_path / "clean"
-    assert subprocess.run(argv + ["--out-dir", str(clean)], cwd=ROOT, capture_output=True).returncode == 0
+    cli = [sys.executable, "-m", "sccl.continual_cli"] + run
+    assert subprocess.run(cli + ["--out-dir", str(interrupted)], cwd=ROOT, capture_output=True).returncode == 0
+    assert subprocess.run(cli + ["--out-dir", str(clean)], cwd=ROOT, capture_output=True).returncode == 0
     (reference,) = clean.glob("sample_incremental/naive-*")
     assert folder.name == reference.name
     assert read_json(folder / "summary.json")["accuracy_matrix"] == read_json(reference / "summary.json")[
