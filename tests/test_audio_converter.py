@@ -1,6 +1,6 @@
 """``python -m sccl.audio`` as a long-running job: resume after an interruption, results that do not depend on
-which files are converted together, the sample-rate rule, and hostile inputs (each one clear line, a non-zero
-exit, nothing half-written). Recordings are short synthetic tones made here."""
+which files are converted together, and the sample-rate rule; its hostile inputs are in tests/test_hostile.py.
+Recordings are short synthetic tones made here (the helpers below are shared with that file)."""
 
 import os
 
@@ -10,7 +10,6 @@ from scipy.io import wavfile
 
 import sccl.audio as audio
 from sccl.cli import run_cli
-from sccl.cochlea import cochlea
 from sccl.data import load_shd
 
 PATTERN = r"(?P<speaker>[a-z]+)_(?P<label>\d+)_\d+\.wav"
@@ -198,90 +197,3 @@ def test_low_rate_files_are_converted_with_one_warning(tmp_path, capsys):
     assert convert(rec, tmp_path / "out") == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "1 of 2 files" in warnings[0] and "anna_0_0.wav" in warnings[0]
-
-
-def test_a_44k_file_is_resampled_without_warning(tmp_path, capsys):
-    rec = corpus(tmp_path / "rec", speakers=("anna", "ben"), labels=(0,))
-    x = tone(700.0, 44100)
-    write(rec / "ben_0_0.wav", x, 44100)
-    assert convert(rec, tmp_path / "out", "--seed", "2") == 0
-    assert "warning" not in capsys.readouterr().err
-    job = audio.Job(rec / "ben_0_0.wav", "builtin", FS, 700, audio.file_seed(2, "ben_0_0.wav"))
-    stored = load_shd(tmp_path / "out" / "shd_test.h5")  # ben: the last fifth of two speakers
-    samples = wavfile.read(rec / "ben_0_0.wav")[1] / 32768.0
-    times, units = cochlea(audio.resample(samples, 44100, FS), FS, seed=job.seed)
-    assert np.array_equal(stored.units[0], units[np.argsort(times, kind="stable")])
-
-
-def test_stereo_is_mixed_to_mono(tmp_path):
-    pair = (np.stack([tone(600.0), tone(2500.0)], axis=1) * 32000).astype(np.int16)
-    wavfile.write(tmp_path / "stereo.wav", FS, pair)
-    times, units, _ = audio.convert_one(audio.Job(tmp_path / "stereo.wav", "builtin", FS, 700, seed=9))
-    expected = cochlea((pair / 32768.0).mean(axis=1), FS, seed=9)
-    assert len(times) > 0 and np.array_equal(times, expected[0]) and np.array_equal(units, expected[1])
-
-
-# ----------------------------------------------------------------------------------------------
-# hostile inputs: one line naming the file and the problem, exit 2, nothing written
-
-
-def _truncated(path):
-    write(path, tone(500.0))
-    data = path.read_bytes()
-    path.write_bytes(data[:len(data) // 2])
-
-
-def _nan_samples(path):
-    wavfile.write(path, FS, np.array([0.1, np.nan, 0.2] * 100, dtype=np.float32))
-
-
-@pytest.mark.parametrize("make, problem", [
-    (lambda p: p.write_text("these are notes, not audio\n"), "not a readable audio file"),
-    (lambda p: p.write_bytes(b""), "empty file (0 bytes)"),
-    (lambda p: wavfile.write(p, FS, np.zeros(0, dtype=np.int16)), "holds no audio samples"),
-    (_truncated, "truncated WAV file"),
-    (_nan_samples, "non-finite samples"),
-    (lambda p: p.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt garbage"), "not a readable audio file"),
-])
-def test_a_bad_file_is_one_error_line(tmp_path, capsys, make, problem):
-    rec = corpus(tmp_path / "rec")
-    make(rec / "ben_1_0.wav")
-    assert convert(rec, tmp_path / "out") == 2
-    one_error_line(capsys, "ben_1_0.wav", problem)
-    nothing_written(tmp_path / "out")
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files without permission")
-def test_a_file_without_read_permission_is_one_error_line(tmp_path, capsys):
-    rec = corpus(tmp_path / "rec")
-    (rec / "anna_0_0.wav").chmod(0)
-    assert convert(rec, tmp_path / "out") == 2
-    one_error_line(capsys, "anna_0_0.wav", "not a readable audio file")
-    nothing_written(tmp_path / "out")
-
-
-def test_unmatched_names_are_skipped_or_one_error_line(tmp_path, capsys):
-    rec = corpus(tmp_path / "rec", speakers=("anna", "ben"), labels=(0,))
-    write(rec / "recording 7.wav", tone(800.0))
-    assert convert(rec, tmp_path / "out") == 0
-    assert "skipping 1 of 3 files that --labels does not match" in capsys.readouterr().err
-    assert convert(rec, tmp_path / "none", "--labels", r"(?P<speaker>\d+)-(?P<label>\d+)\.wav") == 2
-    one_error_line(capsys, "matches none of the 3 audio files")
-    nothing_written(tmp_path / "none")
-
-
-def test_a_folder_without_wav_files_is_one_error_line(tmp_path, capsys):
-    (tmp_path / "rec").mkdir()
-    (tmp_path / "rec" / "a_0_0.mp3").write_bytes(b"ID3")
-    assert convert(tmp_path / "rec", tmp_path / "out") == 2
-    one_error_line(capsys, "no .wav or .flac files")
-    nothing_written(tmp_path / "out")
-
-
-def test_asking_for_numba_without_it_is_one_error_line(tmp_path, capsys, monkeypatch):
-    import sccl.cochlea
-    monkeypatch.setattr(sccl.cochlea, "compiled_available", lambda: False)
-    rec = corpus(tmp_path / "rec", speakers=("anna", "ben"), labels=(0,))
-    assert convert(rec, tmp_path / "out", "--engine", "numba") == 2
-    one_error_line(capsys, "--engine numba", "pip install")
-    nothing_written(tmp_path / "out")

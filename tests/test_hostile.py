@@ -17,24 +17,27 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import torch
+from scipy.io import wavfile
 
+import sccl.audio as audio
 import sccl.disk
 import sccl.offline as offline
 import sccl.pretrain_cli as pretrain_cli
 from sccl.cli import run_cli
+from sccl.cochlea import cochlea
 from sccl.data import bin_spikes, cache_path_for, load_binned, load_shd, write_shd
 from sccl.merge import MERGED_FILE, TEST_FILE, TRAIN_FILE, ensure_merged, merge_files
 from sccl.pretraining import PretrainConfig, pretrain
 from sccl.results import read_csv, read_json, torch_save
 from sccl.training import load_dataset
 from tests.conftest import random_shd
+from tests.test_audio_converter import FS, convert, corpus, nothing_written, one_error_line, tone, write
 
 ROOT = Path(__file__).resolve().parents[1]
 PRETRAIN = str(ROOT / "statedicts" / "pretrain.py")
@@ -817,3 +820,93 @@ def test_a_failing_sbatch_is_one_error_line_and_leaves_no_submission_files(tmp_p
         "name specified (nothing of it was submitted; check --slurm-partition, --slurm-account, --slurm-qos and "
         "--slurm-time)")
     assert [p for p in (tmp_path / "runs").rglob("*") if p.is_file()] == []
+
+
+# ---------------------------------------------------------------------------------------------- issue 20: audio input
+# (python -m sccl.audio; the helpers make short synthetic tones, tests/test_audio_converter.py)
+
+
+def test_a_44k_file_is_resampled_without_warning(tmp_path, capsys):
+    rec = corpus(tmp_path / "rec", speakers=("anna", "ben"), labels=(0,))
+    x = tone(700.0, 44100)
+    write(rec / "ben_0_0.wav", x, 44100)
+    assert convert(rec, tmp_path / "out", "--seed", "2") == 0
+    assert "warning" not in capsys.readouterr().err
+    job = audio.Job(rec / "ben_0_0.wav", "builtin", FS, 700, audio.file_seed(2, "ben_0_0.wav"))
+    stored = load_shd(tmp_path / "out" / "shd_test.h5")  # ben: the last fifth of two speakers
+    samples = wavfile.read(rec / "ben_0_0.wav")[1] / 32768.0
+    times, units = cochlea(audio.resample(samples, 44100, FS), FS, seed=job.seed)
+    assert np.array_equal(stored.units[0], units[np.argsort(times, kind="stable")])
+
+
+def test_stereo_is_mixed_to_mono(tmp_path):
+    pair = (np.stack([tone(600.0), tone(2500.0)], axis=1) * 32000).astype(np.int16)
+    wavfile.write(tmp_path / "stereo.wav", FS, pair)
+    times, units, _ = audio.convert_one(audio.Job(tmp_path / "stereo.wav", "builtin", FS, 700, seed=9))
+    expected = cochlea((pair / 32768.0).mean(axis=1), FS, seed=9)
+    assert len(times) > 0 and np.array_equal(times, expected[0]) and np.array_equal(units, expected[1])
+
+
+# a bad file: one line naming the file and the problem, exit 2, nothing written
+
+
+def _truncated(path):
+    write(path, tone(500.0))
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
+def _nan_samples(path):
+    wavfile.write(path, FS, np.array([0.1, np.nan, 0.2] * 100, dtype=np.float32))
+
+
+@pytest.mark.parametrize("make, problem", [
+    (lambda p: p.write_text("these are notes, not audio\n"), "not a readable audio file"),
+    (lambda p: p.write_bytes(b""), "empty file (0 bytes)"),
+    (lambda p: wavfile.write(p, FS, np.zeros(0, dtype=np.int16)), "holds no audio samples"),
+    (_truncated, "truncated WAV file"),
+    (_nan_samples, "non-finite samples"),
+    (lambda p: p.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt garbage"), "not a readable audio file"),
+])
+def test_a_bad_file_is_one_error_line(tmp_path, capsys, make, problem):
+    rec = corpus(tmp_path / "rec")
+    make(rec / "ben_1_0.wav")
+    assert convert(rec, tmp_path / "out") == 2
+    one_error_line(capsys, "ben_1_0.wav", problem)
+    nothing_written(tmp_path / "out")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files without permission")
+def test_a_file_without_read_permission_is_one_error_line(tmp_path, capsys):
+    rec = corpus(tmp_path / "rec")
+    (rec / "anna_0_0.wav").chmod(0)
+    assert convert(rec, tmp_path / "out") == 2
+    one_error_line(capsys, "anna_0_0.wav", "not a readable audio file")
+    nothing_written(tmp_path / "out")
+
+
+def test_unmatched_names_are_skipped_or_one_error_line(tmp_path, capsys):
+    rec = corpus(tmp_path / "rec", speakers=("anna", "ben"), labels=(0,))
+    write(rec / "recording 7.wav", tone(800.0))
+    assert convert(rec, tmp_path / "out") == 0
+    assert "skipping 1 of 3 files that --labels does not match" in capsys.readouterr().err
+    assert convert(rec, tmp_path / "none", "--labels", r"(?P<speaker>\d+)-(?P<label>\d+)\.wav") == 2
+    one_error_line(capsys, "matches none of the 3 audio files")
+    nothing_written(tmp_path / "none")
+
+
+def test_a_folder_without_wav_files_is_one_error_line(tmp_path, capsys):
+    (tmp_path / "rec").mkdir()
+    (tmp_path / "rec" / "a_0_0.mp3").write_bytes(b"ID3")
+    assert convert(tmp_path / "rec", tmp_path / "out") == 2
+    one_error_line(capsys, "no .wav or .flac files")
+    nothing_written(tmp_path / "out")
+
+
+def test_asking_for_numba_without_it_is_one_error_line(tmp_path, capsys, monkeypatch):
+    import sccl.cochlea
+    monkeypatch.setattr(sccl.cochlea, "compiled_available", lambda: False)
+    rec = corpus(tmp_path / "rec", speakers=("anna", "ben"), labels=(0,))
+    assert convert(rec, tmp_path / "out", "--engine", "numba") == 2
+    one_error_line(capsys, "--engine numba", "pip install")
+    nothing_written(tmp_path / "out")
