@@ -365,9 +365,11 @@ def main(argv=None) -> None:
             reload_tuned()
         print(f"[tune] wrote {', '.join(r['method'] for r in records)} into {path}")
     if unfinished:
-        print(f"[tune] not chosen yet: {'; '.join(unfinished)}" + (f" ({failed} failed)" if failed else "")
-              + (": rerun the same command to retry them" if args.launcher == "local" else
-                 ": rerun the same command when the submitted arrays are done"), file=sys.stderr)
+        print(f"[tune] not chosen yet: {'; '.join(unfinished)}"
+              + (f" ({failed} run(s) failed: the line above says why, and whether rerunning can help)" if failed
+                 else "")
+              + ("" if args.launcher == "local" else ": rerun the same command when the submitted arrays are done"),
+              file=sys.stderr)
         if args.launcher == "local":
             raise SystemExit(1)
 
