@@ -15,6 +15,7 @@ from sccl.data import KEYS, load_shd
 from sccl.errors import ConfigError
 from sccl.splits import make_split
 from sccl.training import load_dataset
+from tests.test_audio_converter import nothing_written, one_error_line
 
 PATTERN = r"(?P<speaker>[a-z]+)_(?P<label>[a-z]+)_\d+\.wav"
 FS = 48000
@@ -48,19 +49,6 @@ def ids_by_file(rec, out, part="train"):
     names = sorted(p.name for p in rec.iterdir())
     kept = [n for n in names if n.split("_")[0] in {speaker_names[s] for s in data.speakers}]
     return {tuple(n.split("_")[:2]): int(label) for n, label in zip(kept, data.labels)}
-
-
-def one_error_line(capsys, *needles):
-    err = capsys.readouterr().err.strip()
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
-
-
-def nothing_written(out):
-    assert not out.exists() or not any(out.iterdir())
 
 
 def test_two_folders_with_different_classes_agree_with_a_map_and_not_without(tmp_path, capsys):

@@ -48,7 +48,7 @@ from sccl.replay import compress, kind_for_depth
 from sccl.replay_batches import fewer_step_batches
 from sccl.strategies.base import Flag
 from sccl.strategies.latent_replay import LatentReplay
-from sccl.training import Batch
+from sccl.training import Batch, logits_of
 
 
 def window_gain(alpha: float, beta: float, w: int) -> float:
@@ -73,6 +73,17 @@ def auto_or_positive(text) -> str | float:
     return value
 
 
+def s_step_batch(b: Batch, steps: int, mode: str, threshold: float, readout_gain: float = 1.0) -> Batch:
+    """A time-major (T, B, N) batch at the cut compressed to ``steps`` windows as the memory compresses (OR or sum
+    of spikes, sums of depth-0 currents) and marked, as replayed batches are, with w = T/S, the firing
+    ``threshold`` and the ``readout_gain`` of the layers above the cut."""
+    if not b.time_major or b.from_depth is None:
+        raise ValueError("fewer-step replay views time-major batches at its cut depth")
+    z = compress(b.x.transpose(0, 1), steps, mode, kind_for_depth(b.from_depth))
+    return Batch(z.transpose(0, 1).contiguous(), b.y, from_depth=b.from_depth, time_major=True,
+                 time_factor=b.x.shape[0] // steps, threshold=threshold, readout_gain=readout_gain)
+
+
 @torch.no_grad()
 def matched_readout_gain(net, batches, steps: int, mode: str, threshold: float) -> float | None:
     """g such that the mean over samples of the largest logit at ``steps`` steps (``mode`` compression, firing
@@ -82,8 +93,7 @@ def matched_readout_gain(net, batches, steps: int, mode: str, threshold: float) 
     full, reduced = [], []
     for b in batches:
         full.append(net.forward_time_major(b.x, b.from_depth).max(1).values)
-        z = compress(b.x.transpose(0, 1), steps, mode, kind_for_depth(b.from_depth)).transpose(0, 1).contiguous()
-        reduced.append(net.forward_time_major(z, b.from_depth, b.x.shape[0] // steps, threshold).max(1).values)
+        reduced.append(logits_of(net, s_step_batch(b, steps, mode, threshold)).max(1).values)
     t_mean, s_mean = float(torch.cat(full).mean()), float(torch.cat(reduced).mean())
     if not t_mean > 0:  # the readout is silent at T steps too (a network that learnt nothing): nothing to match
         return None
@@ -185,19 +195,9 @@ class FewerStepReplay(LatentReplay):
                          f"threshold {self.threshold:.4f}")
 
     def view(self, batches):
-        """Each time-major (T, B, N) batch at the cut compressed to its S windows as the memory compresses (OR or
-        sum of spikes, sums of depth-0 currents) and marked, as replayed batches are, with w = T/S and the run's
-        ``--replay-threshold``."""
-        mode, threshold = self.cfg.compression, self.threshold
-        out = []
-        for b in batches:
-            if not b.time_major or b.from_depth is None:
-                raise ValueError("fewer-step replay views time-major batches at its cut depth")
-            z = compress(b.x.transpose(0, 1), self.stored_steps, mode, kind_for_depth(b.from_depth))
-            out.append(Batch(z.transpose(0, 1).contiguous(), b.y, from_depth=b.from_depth, time_major=True,
-                             time_factor=b.x.shape[0] // self.stored_steps, threshold=threshold,
-                             readout_gain=self.readout_gain))
-        return out
+        """Each batch at its S steps with the run's threshold and readout gain (:func:`s_step_batch`)."""
+        return [s_step_batch(b, self.stored_steps, self.cfg.compression, self.threshold, self.readout_gain)
+                for b in batches]
 
     def hosted_context(self):
         return ViewedContext(self.ctx, self.view)
