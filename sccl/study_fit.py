@@ -27,14 +27,14 @@ from sccl.errors import ConfigError
 from sccl.scenarios import from_split
 from sccl.shape import first_half
 from sccl.splits import format_ids, make_split
+from sccl.sweep import parse_int_list
+from sccl.training import _read_sample_info
 
 TWO_TASK = {"sample_incremental": ("speaker", "ids"), "class_incremental": ("class", "ids")}
 CLASS_SCENARIOS = ("class_incremental", "progressive")
 
 
 def _ids(text: str) -> list[int]:
-    from sccl.sweep import parse_int_list
-
     return parse_int_list(text, 0, 10**6, "id")
 
 
@@ -163,7 +163,5 @@ def check_runs_fit(configs, data_file: Path) -> None:
 
 def read_labels_and_speakers(data_file: Path):
     """(labels, speakers, source) of a merged SHD-layout file, without its spikes."""
-    from sccl.training import _read_sample_info
-
     labels, speakers, source, *_ = _read_sample_info(Path(data_file))
     return labels, speakers, source
