@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sccl.cli import run_cli
-from sccl.data import load_shd_tables
-from sccl.errors import DataError
-from sccl.datasets import PARTS, SOURCE_CODES, merged_file
-from sccl.merge import merge_folder, no_data_message, part_paths
+from sccl.core.entry import run_cli
+from sccl.core.errors import DataError
+from sccl.data.datasets import PARTS, SOURCE_CODES, merged_file
+from sccl.data.hdf5 import load_shd_tables
+from sccl.data.merge import merge_folder, no_data_message, part_paths
 
 
 def parse_args(argv):
@@ -37,7 +37,7 @@ def main(argv=None):
     if (data_dir / merged_file(args.dataset)).exists() and not args.force:
         raise DataError(f"{data_dir / merged_file(args.dataset)} already exists; pass --force to overwrite it")
     if args.download:
-        from sccl.download import ensure_files
+        from sccl.data.download import ensure_files
 
         ensure_files(data_dir, args.dataset)
     elif not all(p.is_file() for p in part_paths(data_dir, args.dataset).values()):

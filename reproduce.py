@@ -11,31 +11,33 @@ process; rerunning skips what is finished, so an interrupted study resumes where
 """
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
 
+
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from sccl.cl_sweep import run_sweeps, sweep_jobs  # noqa: E402
-from sccl.cli import run_cli  # noqa: E402
-from sccl.errors import ConfigError  # noqa: E402
-from sccl.launch import add_launcher_flags, check_launcher_args, launch  # noqa: E402
-from sccl.merge import MERGED_FILE, TEST_FILE, TRAIN_FILE, ensure_merged, merged_path  # noqa: E402
-from sccl.provenance import SYNTHETIC_LABEL, file_label  # noqa: E402
-from sccl.splits import SPLIT_HELP, SPLITS  # noqa: E402
-from sccl.study_fit import fit_to_data, read_labels_and_speakers  # noqa: E402
-from sccl.sweep import id_list, parse_int_list, pretrain_job, run_jobs  # noqa: E402
+from sccl.cli.cl_sweep import ID_FLAGS, most_replay_batches, run_sweeps, sweep_jobs, sweep_parser  # noqa: E402
+from sccl.core.entry import run_cli  # noqa: E402
+from sccl.core.errors import ConfigError  # noqa: E402
+from sccl.data.merge import MERGED_FILE, TEST_FILE, TRAIN_FILE, ensure_merged, merged_path  # noqa: E402
+from sccl.data.provenance import SYNTHETIC_LABEL, file_label  # noqa: E402
+from sccl.data.splits import SPLIT_HELP, SPLITS  # noqa: E402
+from sccl.jobs.launch import add_launcher_flags, check_launcher_args, launch, launcher_argv  # noqa: E402
+from sccl.jobs.study_fit import fit_to_data, read_labels_and_speakers  # noqa: E402
+from sccl.jobs.sweep import id_list, parse_int_list, pretrain_job, run_jobs  # noqa: E402
+
 
 OFFLINE_ROOT = ROOT / "data" / "offline"  # one folder per size: data/offline/<size>
-LAUNCHER_FLAGS = ("launcher", "runs_per_job", "slurm_")
 STAGES = ("pretrain", "sample_incremental", "class_incremental", "progressive", "speakers", "report")
 
 # Every configuration: per scenario, the held-out ids (two-task scenarios), the epochs per new task, the batch size
-# and grids of (strategies, depths, latent batches, rehearsal batches, stored steps, lr[, extra]). In a grid, lr
-# None is the scenario's default (sccl/defaults.py); within a grid, compressed and uncompressed runs share one lr.
-# extra: {"sets": ["STRATEGY.FLAG=V1,V2", ...] (a strategy's own flags, as cl_sweep --set), "epochs": N}.
+# and its grids, each a command line of python -m sccl.cli.cl_sweep (the scenario's settings come first, a grid's
+# own flags after them and win: e.g. its --epochs). A grid's --lr applies to all its runs (without one: the
+# scenario's default, sccl/core/defaults.py); --set sweeps a strategy's own flag.
 CONFIGS = {
     "quick": {
         # Sized for ~15 minutes on a 2-core CPU: 3 seeds, each with its own pretrained models (25 epochs at lr 1e-3
@@ -50,68 +52,80 @@ CONFIGS = {
         # run that trains the whole network, and the results do not depend on it (only epochs.csv is sparser).
         "pretrain_epochs": 25, "pretrain_lr": 1e-3, "pretrain_batch_size": 64, "seeds": "0,1,2",
         "sample_incremental": {"ids": "3", "epochs": 10, "batch_size": 64, "eval_every": 5, "grids": [
-            ("naive", "0", "1", "1", "none", None),
-            ("rehearsal", "0", "1", "4", "none", None),
-            ("latent_replay", "1,3", "8", "1", "none,10", None),
+            "--strategies naive",
+            "--strategies rehearsal --rehearsal-batches 4",
+            "--strategies latent_replay --depths 1,3 --latent-batches 8 --subsample none,10",
             # beyond replay (issue 10): SI equals naive fine-tuning in a two-task scenario (no importance for the
             # unobserved pretraining), so it runs in the sequences only
             # HLOP (projection.subspace=hebbian) runs in the class-incremental grid only: its step costs ~3.6x a
             # naive one, and the projection runs of three scenarios took ~17 % of the study's CPU time
-            ("joint,ewc,lwf,projection", "0", "1", "1", "none", None)]},
+            "--strategies joint,ewc,lwf,projection"]},
         "class_incremental": {"ids": "7", "epochs": 30, "batch_size": 64, "eval_every": 5, "grids": [
-            ("naive", "0", "1", "1", "none", None),
-            ("latent_replay", "2,3", "1", "1", "none,10", 1e-3),
-            ("ewc,lwf,projection", "0", "1", "1", "none", None, {"sets": ["projection.subspace=svd,hebbian"]}),
-            ("latent_replay", "2", "1", "1", "none", 1e-3, {"sets": ["latent_replay.regularizer=ewc,lwf,projection"]}),
-            ("latent_replay_fewer_steps", "2", "1", "1", "10", 1e-3,
-             {"sets": ["latent_replay_fewer_steps.latent-batches=1",  # threshold 1/c (auto); gain 1: without it
-                       "latent_replay_fewer_steps.readout-gain=1,auto"]}),  # the new class is never learnt
-            ("joint", "0", "1", "1", "none", 1e-3, {"epochs": 10})]},  # the union: 10 epochs at the pretraining lr
-        "progressive": {"epochs": 10, "batch_size": 64, "eval_every": 5, "grids": [  # k = 0: the frozen network without replay
-            ("latent_replay", "2", "0,1", "1", "none", 1e-3),
-            ("latent_replay", "2", "1", "1", "50", 1e-3),
+            "--strategies naive",
+            "--strategies latent_replay --depths 2,3 --latent-batches 1 --subsample none,10 --lr 1e-3",
+            "--strategies ewc,lwf,projection --set projection.subspace=svd,hebbian",
+            "--strategies latent_replay --depths 2 --latent-batches 1 --subsample none --lr 1e-3 "
+            "--set latent_replay.regularizer=ewc,lwf,projection",
+            # threshold 1/c (auto); gain 1: without it the new class is never learnt
+            "--strategies latent_replay_fewer_steps --lr 1e-3 --set latent_replay_fewer_steps.latent-batches=1 "
+            "--set latent_replay_fewer_steps.readout-gain=1,auto",
+            "--strategies joint --lr 1e-3 --epochs 10"]},  # the union: 10 epochs at the pretraining lr
+        "progressive": {"epochs": 10, "batch_size": 64, "eval_every": 5, "grids": [
+            # k = 0: the frozen network without replay
+            "--strategies latent_replay --depths 2 --latent-batches 0,1 --subsample none --lr 1e-3",
+            "--strategies latent_replay --depths 2 --latent-batches 1 --subsample 50 --lr 1e-3",
             # LwF's warm-up was tuned as 5 of 30 class-incremental epochs: here 1 of 5, so that it distils at all
-            ("naive,ewc,si,lwf,projection", "0", "1", "1", "none", None,
-             {"epochs": 5, "sets": ["lwf.lwf-warmup-epochs=1"]}),
-            ("latent_replay", "2", "1", "1", "none", 1e-3, {"sets": ["latent_replay.regularizer=si"]}),
-            ("joint", "0", "1", "1", "none", 1e-3, {"epochs": 2})]},
+            "--strategies naive,ewc,si,lwf,projection --epochs 5 --set lwf.lwf-warmup-epochs=1",
+            "--strategies latent_replay --depths 2 --latent-batches 1 --subsample none --lr 1e-3 "
+            "--set latent_replay.regularizer=si",
+            "--strategies joint --lr 1e-3 --epochs 2"]},
         # speakers 0-5 hold about half the training samples of the other groups: 40 epochs (~80 % test accuracy
         # on the demo data, where 25 gave 70.3 +- 8.2 %)
         "speakers": {"first_speakers": "0-5", "epochs": 3, "batch_size": 64, "pretrain_epochs": 40, "grids": [
-            ("naive", "0", "1", "1", "none", None),
-            ("latent_replay", "1", "2", "1", "none", None)]},
+            "--strategies naive",
+            "--strategies latent_replay --depths 1 --latent-batches 2 --subsample none"]},
     },
     "smoke": {  # the smallest end-to-end run (for the test): tiny data, small batches, 1-2 epochs
         "pretrain_epochs": 2, "pretrain_lr": None, "pretrain_batch_size": 16, "seeds": "0",
         "sample_incremental": {"ids": "3", "epochs": 2, "batch_size": 16, "grids": [
-            ("naive,rehearsal,latent_replay", "1,3", "1", "1", "none", None),
-            ("latent_replay", "1", "1", "1", "10", 1e-3)]},
+            "--strategies naive,rehearsal,latent_replay --depths 1,3 --latent-batches 1 --rehearsal-batches 1 "
+            "--subsample none",
+            "--strategies latent_replay --depths 1 --latent-batches 1 --subsample 10 --lr 1e-3"]},
         "class_incremental": {"ids": "7", "epochs": 2, "batch_size": 8, "grids": [
-            ("naive", "0", "1", "1", "none", None), ("latent_replay", "2", "1", "1", "10", 1e-3)]},
-        "progressive": {"epochs": 1, "batch_size": 4, "grids": [("latent_replay", "2", "1", "1", "none", 1e-3)]},
+            "--strategies naive",
+            "--strategies latent_replay --depths 2 --latent-batches 1 --subsample 10 --lr 1e-3"]},
+        "progressive": {"epochs": 1, "batch_size": 4, "grids": [
+            "--strategies latent_replay --depths 2 --latent-batches 1 --subsample none --lr 1e-3"]},
         "speakers": {"first_speakers": "0-5", "epochs": 1, "batch_size": 8, "grids": [
-            ("naive,latent_replay", "1", "1", "1", "none", None)]},
+            "--strategies naive,latent_replay --depths 1 --latent-batches 1 --subsample none"]},
     },
     "full": {  # the paper's grids (50 / 50 / 20 epochs; 200 epochs of pretraining)
         "pretrain_epochs": 200, "pretrain_lr": None, "pretrain_batch_size": 64, "seeds": "0",
         "sample_incremental": {"ids": "0-11", "epochs": 50, "batch_size": 64, "grids": [
-            ("naive,latent_replay", "0-3", "10,20,40,80", "1", "none", None),
-            ("rehearsal", "0", "1", "1,2,3,4,5", "none", None),
-            ("latent_replay_subsampled", "0-3", "10,20,40,80", "1", "50,20,10", None),
-            ("joint,ewc,si,lwf,projection", "0", "1", "1", "none", None, {"sets": ["projection.subspace=svd,hebbian"]}),
-            ("latent_replay", "1", "40", "1", "none,10", None, {"sets": ["latent_replay.regularizer=ewc,lwf,projection"]})]},
+            "--strategies naive,latent_replay --depths 0-3 --latent-batches 10,20,40,80 --subsample none",
+            "--strategies rehearsal --rehearsal-batches 1,2,3,4,5",
+            "--strategies latent_replay_subsampled --depths 0-3 --latent-batches 10,20,40,80 --subsample 50,20,10",
+            "--strategies joint,ewc,si,lwf,projection --set projection.subspace=svd,hebbian",
+            "--strategies latent_replay --depths 1 --latent-batches 40 --subsample none,10 "
+            "--set latent_replay.regularizer=ewc,lwf,projection"]},
         "class_incremental": {"ids": "0-19", "epochs": 50, "batch_size": 64, "grids": [
-            ("naive,rehearsal,latent_replay", "0-3", "1,2,3,4", "2", "none", None),
-            ("latent_replay_subsampled", "0-3", "1,2,3,4", "2", "50,20,10", None),
-            ("joint,ewc,si,lwf,projection", "0", "1", "1", "none", None, {"sets": ["projection.subspace=svd,hebbian"]}),
-            ("latent_replay", "2", "2", "1", "none,10", None, {"sets": ["latent_replay.regularizer=ewc,lwf,projection"]}),
-            ("latent_replay_fewer_steps", "1,2", "2", "1", "10", None)]},
+            "--strategies naive,rehearsal,latent_replay --depths 0-3 --latent-batches 1,2,3,4 --rehearsal-batches 2 "
+            "--subsample none",
+            "--strategies latent_replay_subsampled --depths 0-3 --latent-batches 1,2,3,4 --subsample 50,20,10",
+            "--strategies joint,ewc,si,lwf,projection --set projection.subspace=svd,hebbian",
+            "--strategies latent_replay --depths 2 --latent-batches 2 --subsample none,10 "
+            "--set latent_replay.regularizer=ewc,lwf,projection",
+            # fewer-step replay takes no sweep axes: its depth and memory are swept as its own flags
+            "--strategies latent_replay_fewer_steps --set latent_replay_fewer_steps.latent-depth=1,2 "
+            "--set latent_replay_fewer_steps.latent-batches=2"]},
         "progressive": {"epochs": 20, "batch_size": 64, "grids": [
-            ("latent_replay", "0-3", "1-4", "1", "none,50", None),
-            ("naive,joint,ewc,si,lwf,projection", "0", "1", "1", "none", None, {"sets": ["projection.subspace=svd,hebbian"]}),
-            ("latent_replay", "2", "1", "1", "none,50", None, {"sets": ["latent_replay.regularizer=ewc,lwf,projection"]})]},
+            "--strategies latent_replay --depths 0-3 --latent-batches 1-4 --subsample none,50",
+            "--strategies naive,joint,ewc,si,lwf,projection --set projection.subspace=svd,hebbian",
+            "--strategies latent_replay --depths 2 --latent-batches 1 --subsample none,50 "
+            "--set latent_replay.regularizer=ewc,lwf,projection"]},
         "speakers": {"first_speakers": "0-5", "epochs": 20, "batch_size": 64, "grids": [
-            ("naive,rehearsal,latent_replay", "1-3", "2", "1", "none,10", None)]},
+            "--strategies naive,rehearsal,latent_replay --depths 1-3 --latent-batches 2 --rehearsal-batches 1 "
+            "--subsample none,10"]},
     },
 }
 
@@ -133,7 +147,7 @@ def resolve_data(data_dir: Path, offline_size: str, seed: int, offline_dir: Path
         else:
             ensure_merged(data_dir)
         return data_dir, False
-    from sccl.offline import dataset_problem, generate_dataset
+    from sccl.data.offline import dataset_problem, generate_dataset
 
     offline_dir = offline_dir or OFFLINE_ROOT / offline_size
     print(f"[data] no SHD files in {data_dir}: using the embedded synthetic SHD-format dataset ({offline_size}) "
@@ -151,19 +165,23 @@ def resolve_data(data_dir: Path, offline_size: str, seed: int, offline_dir: Path
     return offline_dir, True
 
 
-def sweep_args(args, runs_dir: Path, data_dir: Path, scenario: str, conf: dict, grid: tuple) -> argparse.Namespace:
-    """The testsuite flags of one grid of one scenario."""
-    strategies, depths, n, rehearsal, steps, lr, *more = grid
-    extra = more[0] if more else {}  # "sets": a strategy's own flags (cl_sweep --set), "epochs": this grid's
+def sweep_args(args, runs_dir: Path, data_dir: Path, scenario: str, conf: dict, grid: str) -> argparse.Namespace:
+    """One grid of one scenario as the testsuite's parsed command line: the scenario's settings, then the grid's."""
     sc = conf[scenario]
-    return argparse.Namespace(
-        ids=sc.get("ids"), first_speakers=sc.get("first_speakers"), strategies=strategies, depths=depths,
-        latent_batches=n, rehearsal_batches=rehearsal, subsample=steps, compression="or", seeds=args.seeds or
-        conf["seeds"], epochs=extra.get("epochs", sc["epochs"]), batch_size=sc["batch_size"], lr=lr,
-        eval_every=sc.get("eval_every", 1),
-        sets=list(extra.get("sets", [])), pretrain_epochs=pretrain_epochs(conf, scenario),
-        jobs=args.jobs, retries=1, dry_run=args.dry_run, data_dir=str(data_dir), out_dir=str(runs_dir),
-        split=args.split, device=args.device, **{k: v for k, v in vars(args).items() if k.startswith(LAUNCHER_FLAGS)})
+    argv = [ID_FLAGS[scenario][0], sc["ids"]] if scenario in ID_FLAGS else []
+    argv += ["--first-speakers", sc["first_speakers"]] if scenario == "speakers" else []
+    argv += ["--seeds", args.seeds or conf["seeds"], "--epochs", str(sc["epochs"]), "--batch-size",
+             str(sc["batch_size"]), "--eval-every", str(sc.get("eval_every", 1)), "--pretrain-epochs",
+             str(pretrain_epochs(conf, scenario)), "--jobs", str(args.jobs), "--retries", "1", "--data-dir",
+             str(data_dir), "--out-dir", str(runs_dir), "--split", args.split, "--device", args.device]
+    argv += (["--dry-run"] if args.dry_run else []) + launcher_argv(args) + shlex.split(grid)
+    return sweep_parser(scenario).parse_args(argv)
+
+
+def grid_replay_batches(conf: dict) -> dict[str, int]:
+    """Per scenario, the most replay batches a run of its grids stores (what its batch size must fill)."""
+    return {scenario: max(most_replay_batches(sweep_parser(scenario).parse_args(shlex.split(grid)), scenario)
+                          for grid in conf[scenario]["grids"]) for scenario in STAGES[1:-1]}
 
 
 def pretrain_epochs(conf: dict, scenario: str) -> int:
@@ -175,7 +193,7 @@ def pretrain_jobs(args, runs: Path, data_dir: Path, conf: dict) -> list:
     rest = ["--data-dir", str(data_dir), "--device", args.device, "--quiet",
             "--batch-size", str(conf["pretrain_batch_size"])]
     rest += ["--lr", str(conf["pretrain_lr"])] if conf["pretrain_lr"] else []
-    data_file = merged_path(data_dir)  # ids are checked against the data's (sccl.shape)
+    data_file = merged_path(data_dir)  # ids are checked against the data's (sccl.data.shape)
     targets = [("sample_incremental", s, None) for s in id_list(conf["sample_incremental"]["ids"], data_file, "speaker")]
     targets += [("class_incremental", c, None) for c in id_list(conf["class_incremental"]["ids"], data_file, "class")]
     targets += [("progressive", None, None),
@@ -236,7 +254,8 @@ def main(argv=None):
     if data_file.is_file():  # (a dry run may have found it still to be made)
         label = SYNTHETIC_LABEL if synthetic else file_label(data_file)
         conf, notes = fit_to_data(conf, *read_labels_and_speakers(data_file),
-                                  parse_int_list(seeds, 0, 2**31 - 1, "seed"), args.split)
+                                  parse_int_list(seeds, 0, 2**31 - 1, "seed"), grid_replay_batches(conf),
+                                  args.split)
         for line in notes:
             print(f"[data] {line}", flush=True)
     else:
@@ -265,7 +284,7 @@ def main(argv=None):
                                   for grid in conf[scenario]["grids"]], scenario)
     if "report" in stages and not args.dry_run:
         stage("report")
-        from sccl.report import build_report
+        from sccl.report.build import build_report
 
         written = build_report(results, runs, title_note=f"Configuration: {name}; data: {label}; seeds {seeds}")
         print(f"[report] wrote {results / 'summary.csv'}, {results / 'REPORT.md'} and "

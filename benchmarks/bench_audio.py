@@ -1,4 +1,4 @@
-"""Audio -> spikes throughput of the built-in cochlea: the previous implementation (sccl.cochlea_reference) and
+"""Audio -> spikes throughput of the built-in cochlea: the previous implementation (sccl.audio.cochlea_reference) and
 the current one (numba engine when installed, and the numpy engine), measured in the same run on the same
 synthetic one-second 48 kHz recordings, each in a fresh process so that its peak memory (max RSS) is its own;
 then the whole converter (python -m sccl.audio: read, resample, cochlea, resumable store, HDF5) on a folder.
@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,10 +45,10 @@ def recording(index: int, fs: int = FS, seconds: float = SECONDS) -> np.ndarray:
 def _measure(which: str, count: int) -> dict:
     """Runs in a fresh process: convert ``count`` recordings with one implementation."""
     if which == "old":
-        from sccl.cochlea_reference import cochlea as convert
+        from sccl.audio.cochlea_reference import cochlea as convert
         run = lambda x, seed: convert(x, FS, seed=seed)  # noqa: E731
     else:
-        from sccl.cochlea import cochlea as convert
+        from sccl.audio.cochlea import cochlea as convert
         run = lambda x, seed: convert(x, FS, seed=seed, engine=which)  # noqa: E731
         run(recording(0, seconds=0.02), 0)  # the numba engine compiles (or loads its cache) once per process
     signals = [recording(i) for i in range(count)]
@@ -75,7 +76,7 @@ def converter(files: int, workers: int) -> dict:
         for i in range(files):
             x = recording(1000 + i)
             wavfile.write(rec / f"s{i % 4}_{i % 10}_{i}.wav", FS, (0.3 * x / np.abs(x).max() * 32767).astype(np.int16))
-        code = ("import resource, sys; from sccl.audio import main; main(sys.argv[1:]); "
+        code = ("import resource, sys; from sccl.audio.convert import main; main(sys.argv[1:]); "
                 "use = [resource.getrusage(r) for r in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]; "
                 "print('cpu', sum(u.ru_utime + u.ru_stime for u in use)); "
                 "print('peak', max(u.ru_maxrss for u in use) / 1024)")
@@ -113,7 +114,7 @@ def main():
     p.add_argument("--files", type=int, default=24, help="recordings for the whole converter (0: skip)")
     p.add_argument("--workers", type=int, default=1, help="the converter's --workers")
     args = p.parse_args()
-    from sccl.cochlea import compiled_available
+    from sccl.audio.cochlea import compiled_available
 
     print(f"{SECONDS:.0f}-second {FS} Hz recordings, 700 channels; {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f} at the start")

@@ -1,4 +1,4 @@
-"""Binning speed at SHD size: vectorised sccl.data.bin_spikes vs a per-sample loop (the original's way:
+"""Binning speed at SHD size: vectorised sccl.data.hdf5.bin_spikes vs a per-sample loop (the original's way:
 digitize each sample and accumulate its counts), and the cache reuse, measured in the same run.
 
     python benchmarks/bench_binning.py [--samples 10420] [--spikes 8000]
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sccl.data import MAX_TIME, NB_STEPS, NB_UNITS, SHDData, bin_spikes, load_binned, write_shd
+from sccl.data.hdf5 import MAX_TIME, NB_STEPS, NB_UNITS, SHDData, bin_spikes, load_binned, write_shd
 
 
 def synthetic(n: int, spikes: int, seed: int = 0):

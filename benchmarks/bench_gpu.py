@@ -29,13 +29,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_model import NB_STEPS, shd_like_batch  # noqa: E402
 
-from sccl.model import RecurrentSNN, SparseInput  # noqa: E402
+from sccl.net.model import RecurrentSNN, SparseInput  # noqa: E402
+
 
 SHD_TRAIN_SAMPLES = 8156
 

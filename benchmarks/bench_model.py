@@ -1,4 +1,4 @@
-"""Benchmark: sccl.model.RecurrentSNN against a plain step-by-step implementation of the original algorithm.
+"""Benchmark: sccl.net.model.RecurrentSNN against a plain step-by-step implementation of the original algorithm.
 
     python benchmarks/bench_model.py                       # 10 interleaved rounds after 2 warm-up rounds, 1 thread
     python benchmarks/bench_model.py --rounds 15 --device auto --threads 1 --batch-size 64
@@ -34,10 +34,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sccl.device import resolve_device, set_threads  # noqa: E402
-from sccl.model import RecurrentSNN, SparseInput  # noqa: E402
+from sccl.core.device import resolve_device, set_threads  # noqa: E402
+from sccl.net.model import RecurrentSNN, SparseInput  # noqa: E402
+
 
 NB_INPUTS, NB_STEPS, MAX_TIME = 700, 100, 1.4
 

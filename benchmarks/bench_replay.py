@@ -1,4 +1,4 @@
-"""Benchmark: time compression of latents (sccl.replay) against the original's element-wise loop.
+"""Benchmark: time compression of latents (sccl.replay.memory) against the original's element-wise loop.
 
     python benchmarks/bench_replay.py                           # 31 rounds, 1 thread, S in {50, 20, 10}, "or"
     python benchmarks/bench_replay.py --modes or,sum --rounds 25 --baseline-rounds 2
@@ -9,10 +9,10 @@ count S (window w = 100 // S):
 * compress: the original's ``generate_latent_subsample`` loop (Python triple loop over sample, unit and window,
   one ``torch.sum`` per element and a host-side ``if``, into a float32 (64, S, 200) tensor) against
   ``ReplayMemory.add`` (vectorised window sum + ``!= 0`` + bit packing into a fresh memory, labels included) and
-  the bare vectorised :func:`sccl.replay.compress`;
+  the bare vectorised :func:`sccl.replay.memory.compress`;
 * uncompress: the original's run-time un-compression (one (64, 200) tensor per step: ``stored[:, t // w]`` at
   ``t mod w == 0``, zeros otherwise, here stacked into (64, 100, 200)) from its float32 store, against
-  ``ReplayMemory.get`` (unpack bits + :func:`sccl.replay.uncompress`) and the bare :func:`uncompress`.
+  ``ReplayMemory.get`` (unpack bits + :func:`sccl.replay.memory.uncompress`) and the bare :func:`uncompress`.
 
 Rounds are interleaved (every variant once per round, rotating start); the slow loop baseline runs only in the
 first ``--baseline-rounds`` rounds (1 batch each). Reported: medians in ms and the speed-up (baseline / new).
@@ -29,9 +29,11 @@ from pathlib import Path
 
 import torch
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sccl.replay import ReplayMemory, compress, uncompress  # noqa: E402
+from sccl.replay.memory import ReplayMemory, compress, uncompress  # noqa: E402
+
 
 B, T, H = 64, 100, 200
 

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -47,7 +48,7 @@ STAGES = ("write", "merge", "bin", "cached", "auto", "epoch", "replay")
 
 
 def write_parts(folder: Path, scale: float, spikes: int, seed: int) -> dict:
-    from sccl.data import SHDData, write_shd
+    from sccl.data.hdf5 import SHDData, write_shd
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -72,7 +73,7 @@ def stage(name: str, data_dir: str, threads: int) -> dict:
     """Run one stage in this process; returns its numbers (wall seconds, peak RSS in MiB, sizes)."""
     import torch
 
-    from sccl.training import load_dataset
+    from sccl.learn.training import load_dataset
 
     torch.set_num_threads(threads)
     data_dir = Path(data_dir)
@@ -92,14 +93,14 @@ def stage(name: str, data_dir: str, threads: int) -> dict:
         caches = list(data_dir.glob("*.bins*"))
         out["cache_mib"] = sum(p.stat().st_size for p in caches) / 2**20
     elif name == "auto":
-        from sccl.data import load_shd_tables
-        from sccl.training import auto_max_time
+        from sccl.data.hdf5 import load_shd_tables
+        from sccl.learn.training import auto_max_time
 
         out["max_time"] = auto_max_time(load_shd_tables(data_dir / "ssc_merged.h5").last_spike)
     elif name == "epoch":
-        from sccl.model import RecurrentSNN
-        from sccl.splits import make_batches
-        from sccl.training import raw_batches, train_epoch
+        from sccl.data.splits import make_batches
+        from sccl.learn.training import raw_batches, train_epoch
+        from sccl.net.model import RecurrentSNN
 
         ds = load_dataset(data_dir / "ssc_merged.h5", max_time=DURATION)
         train = np.flatnonzero(ds.source == 0)
@@ -121,9 +122,9 @@ def stage(name: str, data_dir: str, threads: int) -> dict:
         out["steps"] = len(index_batches)
         out["load_s"] = t1 - t0
     elif name == "replay":
-        from sccl.model import RecurrentSNN
-        from sccl.replay import ReplayMemory
-        from sccl.training import raw_batches
+        from sccl.learn.training import raw_batches
+        from sccl.net.model import RecurrentSNN
+        from sccl.replay.memory import ReplayMemory
 
         ds = load_dataset(data_dir / "ssc_merged.h5", max_time=DURATION)
         net = RecurrentSNN(nb_inputs=NB_UNITS, nb_outputs=NB_CLASSES)

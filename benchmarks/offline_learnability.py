@@ -5,7 +5,7 @@
 1. Generation: seconds per sample, spikes per sample (mean, 5th/95th percentile), active time span,
    file sizes. With --data-dir and existing files, the files are reused and generation is not timed.
 2. Simple classifiers on coarse counts (70 channel groups x 14 time bins of 98 ms, from the same
-   100 x 14 ms binning as the SNN (sccl.data.bin_spikes), log1p, z-score): logistic regression and a
+   100 x 14 ms binning as the SNN (sccl.data.hdf5.bin_spikes), log1p, z-score): logistic regression and a
    256-unit MLP in torch (1 thread).
    * official split: train on the train file; accuracy on the test file's seen speakers vs speakers 4+5.
      The seen-speaker test part is small (~5 %), so a 4-fold cross-validation over repetitions of the
@@ -31,9 +31,10 @@ import h5py
 import numpy as np
 import torch
 
-from sccl.cli import run_cli
-from sccl.data import NB_UNITS, bin_spikes, load_shd
-from sccl.offline import HELDOUT_SPEAKERS, generate_dataset
+from sccl.core.entry import run_cli
+from sccl.data.hdf5 import NB_UNITS, bin_spikes, load_shd
+from sccl.data.offline import HELDOUT_SPEAKERS, generate_dataset
+
 
 torch.set_num_threads(1)
 

@@ -8,16 +8,17 @@ import argparse
 import sys
 from pathlib import Path
 
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sccl.cli import run_cli  # noqa: E402
-from sccl.defaults import PRETRAIN  # noqa: E402
-from sccl.splits import SPLIT_HELP, SPLITS  # noqa: E402
-from sccl.errors import ConfigError  # noqa: E402
-from sccl.launch import add_launcher_flags, launch  # noqa: E402
-from sccl.merge import merged_if_present  # noqa: E402
-from sccl.sweep import id_list, parse_int_list, pretrain_job  # noqa: E402
+from sccl.core.defaults import PRETRAIN  # noqa: E402
+from sccl.core.entry import run_cli  # noqa: E402
+from sccl.core.errors import ConfigError  # noqa: E402
+from sccl.data.merge import merged_if_present  # noqa: E402
+from sccl.data.splits import SPLIT_HELP, SPLITS  # noqa: E402
+from sccl.jobs.launch import add_launcher_flags, launch  # noqa: E402
+from sccl.jobs.sweep import id_list, parse_int_list, pretrain_job  # noqa: E402
 
 
 def main(argv=None):

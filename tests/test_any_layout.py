@@ -8,22 +8,23 @@ import h5py
 import numpy as np
 import pytest
 
-from sccl.cl_sweep import add_sweep_flags, expand
-from sccl.cli import run_cli
-from sccl.continual_cli import main_any
-from sccl.data import SHDData, file_sha256, load_shd, load_shd_tables, write_shd
-from sccl.engine import run
-from sccl.errors import ConfigError
-from sccl.merge import ensure_merged
-from sccl.pretrain_cli import main as pretrain_main
-from sccl.pretraining import PretrainConfig, load_pretrained, pretrain
-from sccl.provenance import OFFICIAL_URL, SHD_LABEL, SYNTHETIC_LABEL, data_label, write_record
-from sccl.report import build_report
-from sccl.results import read_json
-from sccl.runs import RunConfig
-from sccl.shape import class_steps
-from sccl.splits import make_split
-from sccl.training import load_dataset
+from sccl.cl.engine import run
+from sccl.cl.runs import RunConfig
+from sccl.cli.cl_sweep import add_sweep_flags, expand
+from sccl.cli.continual import main_any
+from sccl.cli.pretrain import main as pretrain_main
+from sccl.core.entry import run_cli
+from sccl.core.errors import ConfigError
+from sccl.core.results import read_json
+from sccl.data.hdf5 import SHDData, file_sha256, load_shd, load_shd_tables, write_shd
+from sccl.data.merge import ensure_merged
+from sccl.data.provenance import OFFICIAL_URL, SHD_LABEL, SYNTHETIC_LABEL, data_label, write_record
+from sccl.data.shape import class_steps
+from sccl.data.splits import make_split
+from sccl.learn.pretraining import PretrainConfig, load_pretrained, pretrain
+from sccl.learn.training import load_dataset
+from sccl.report.build import build_report
+
 
 EPOCHS = dict(epochs=1, batch_size=8, quiet=True)
 
@@ -99,7 +100,7 @@ def test_every_scenario_on_ten_classes_six_speakers(ten, scenario, held, tasks):
     assert (net.w1.shape[0], net.w_out.shape[1]) == (700, 10)
     assert config["data"]["label"] == "SHD-layout data: ten digits, six voices"
     for strategy, extra in (("naive", {}), ("latent_replay", {"latent_depth": 1, "replay_batches": 1})):
-        out = run(RunConfig(scenario, strategy, held_out=held, **EPOCHS, **extra), ds, runs)
+        out = run(RunConfig.of(scenario, strategy, held_out=held, **EPOCHS, **extra), ds, runs)
         summary = read_json(out / "summary.json")
         assert len(summary["tasks"]) == tasks and np.shape(summary["accuracy_matrix"]) == (tasks, tasks)
     if scenario == "progressive":
@@ -195,7 +196,7 @@ def test_max_time_auto_keeps_every_spike(tmp_path):
 def test_last_spike_time_read_in_chunks_equals_the_whole_files(tmp_path, monkeypatch):
     path = write_pair(tmp_path / "d", 4, range(3), max_time=2.5)
     whole = max(float(np.max(t)) for t in load_shd(path).times if len(t))
-    monkeypatch.setattr("sccl.data.CHECK_CHUNK", 3)  # many chunks, the last one partial
+    monkeypatch.setattr("sccl.data.hdf5.CHECK_CHUNK", 3)  # many chunks, the last one partial
     assert load_shd_tables(path).last_spike == whole
     empty = tmp_path / "empty.h5"
     write_shd(empty, SHDData(np.array([np.zeros(0, np.float16)] * 2, dtype=object),
@@ -207,7 +208,7 @@ def test_last_spike_time_read_in_chunks_equals_the_whole_files(tmp_path, monkeyp
 def test_report_of_a_ten_class_run_names_ten_classes(ten, tmp_path):
     ds, runs = ten
     pretrain(PretrainConfig("progressive", None, **EPOCHS), ds, runs)
-    run(RunConfig("progressive", "naive", **EPOCHS), ds, runs)
+    run(RunConfig.of("progressive", "naive", **EPOCHS), ds, runs)
     out = build_report(tmp_path / "results", runs)
     text = out["report"].read_text()
     assert "results — SHD-layout data: ten digits, six voices" in text.splitlines()[0]
@@ -222,7 +223,7 @@ def test_a_sweep_without_the_data_expands_named_ids_and_refuses_all_in_one_line(
     import subprocess
     import sys
 
-    base = [sys.executable, "-m", "sccl.cl_sweep", "--data-dir", str(tmp_path / "nowhere"), "--out-dir",
+    base = [sys.executable, "-m", "sccl.cli.cl_sweep", "--data-dir", str(tmp_path / "nowhere"), "--out-dir",
             str(tmp_path / "runs"), "--dry-run", "--strategies", "naive"]
     named = subprocess.run(base + ["--scenario", "sample_incremental", "--speakers", "3"], capture_output=True,
                            text=True)

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from sccl.audio import main as audio_main
-from sccl.audio import resample
-from sccl.cli import run_cli
-from sccl import cochlea_reference as reference
-from sccl.cochlea import (SpikeGenParams, basilar_membrane, channel_of, cochlea, compiled_available, hair_cell,
-                          place_map, prepare, spikes_from_velocity)
+from sccl.audio import cochlea_reference as reference
+from sccl.audio.cochlea import (SpikeGenParams, basilar_membrane, channel_of, cochlea, compiled_available, hair_cell,
+                                place_map, prepare, spikes_from_velocity)
+from sccl.audio.convert import main as audio_main, resample
+from sccl.core.entry import run_cli
+
 
 N_CH = 700
 
@@ -121,9 +121,9 @@ def test_empty_folder_and_unreadable_file(tmp_path, capsys):
 
 
 def test_converted_files_validate_merge_and_load(tmp_path):
-    from sccl.data import load_shd
-    from sccl.merge import ensure_merged
-    from sccl.training import load_dataset
+    from sccl.data.hdf5 import load_shd
+    from sccl.data.merge import ensure_merged
+    from sccl.learn.training import load_dataset
 
     write_recordings(tmp_path / "rec")
     out = tmp_path / "out"
@@ -139,7 +139,7 @@ def test_converted_files_validate_merge_and_load(tmp_path):
 
 
 def test_csv_rule_and_explicit_test_speakers(tmp_path):
-    from sccl.data import load_shd
+    from sccl.data.hdf5 import load_shd
 
     write_recordings(tmp_path / "rec", speakers=("anna", "ben"))
     table = tmp_path / "labels.csv"
@@ -153,7 +153,7 @@ def test_csv_rule_and_explicit_test_speakers(tmp_path):
 
 def test_builtin_cochlea_matches_lauscher_on_a_vowel(capsys):
     pytest.importorskip("lauscher")
-    from sccl.audio import lauscher_spikes
+    from sccl.audio.convert import lauscher_spikes
 
     fs = 16000  # lauscher takes ~2 min per second of audio at 16 kHz; 0.2 s keeps the test short
     x = vowel(fs)
@@ -176,7 +176,7 @@ def test_builtin_cochlea_matches_lauscher_on_a_vowel(capsys):
 
 
 # ----------------------------------------------------------------------------------------------
-# the fast cochlea against the reference (the first implementation, kept in sccl.cochlea_reference)
+# the fast cochlea against the reference (the first implementation, kept in sccl.audio.cochlea_reference)
 
 ENGINES = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(not compiled_available(),
                                                                     reason="numba is not installed"))]
@@ -243,7 +243,7 @@ def test_a_seed_gives_the_same_spikes_and_another_seed_others(engine):
 
 
 def test_asking_for_numba_without_it_is_a_clear_error(monkeypatch):
-    import sccl.cochlea as module
+    import sccl.audio.cochlea as module
     monkeypatch.setattr(module, "compiled_available", lambda: False)
     assert module.resolve_engine("auto") == "numpy"
     with pytest.raises(ImportError, match="pip install"):

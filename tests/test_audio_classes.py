@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-import sccl.audio as audio
-from sccl.cli import run_cli
-from sccl.data import KEYS, load_shd
-from sccl.errors import ConfigError
-from sccl.splits import make_split
-from sccl.training import load_dataset
+import sccl.audio.convert as audio
+from sccl.core.entry import run_cli
+from sccl.core.errors import ConfigError
+from sccl.data.hdf5 import KEYS, load_shd
+from sccl.data.splits import make_split
+from sccl.learn.training import load_dataset
 from tests.test_audio_converter import nothing_written, one_error_line
+
 
 PATTERN = r"(?P<speaker>[a-z]+)_(?P<label>[a-z]+)_\d+\.wav"
 FS = 48000

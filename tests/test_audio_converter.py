@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-import sccl.audio as audio
-from sccl.cli import run_cli
-from sccl.data import load_shd
+import sccl.audio.convert as audio
+from sccl.core.entry import run_cli
+from sccl.data.hdf5 import load_shd
+
 
 PATTERN = r"(?P<speaker>[a-z]+)_(?P<label>\d+)_\d+\.wav"
 FS = 48000

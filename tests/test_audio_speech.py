@@ -1,4 +1,4 @@
-"""The built-in cochlea against lauscher on speech: every word of the espeak-ng corpus (sccl.speech_corpus)
+"""The built-in cochlea against lauscher on speech: every word of the espeak-ng corpus (sccl.audio.speech_corpus)
 within 15 % of lauscher's spike count and >= 0.9 correlation of the spikes per band of 10 channels (the measure
 of tests/test_audio.py's vowel calibration). lauscher's numbers come from tests/golden/lauscher_speech.json,
 made by tests/golden/make_lauscher_speech.py, which also stores the corpus's samples: the fast tests need
@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sccl.cochlea import cochlea
-from sccl.speech_corpus import as_waveform, corpus_sha256, decode_pcm, espeak_available, make_corpus
+from sccl.audio.cochlea import cochlea
+from sccl.audio.speech_corpus import as_waveform, corpus_sha256, decode_pcm, espeak_available, make_corpus
+
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "lauscher_speech.json").read_text())
 WORDS = list(GOLDEN["words"])
@@ -38,7 +39,7 @@ def test_golden_corpus_is_the_one_lauscher_was_run_on():
 def test_corpus_maker_still_makes_the_golden_corpus():
     made = make_corpus(WORDS, GOLDEN["voice"])
     assert corpus_sha256(made) == GOLDEN["corpus_sha256"], (
-        "sccl.speech_corpus now makes another corpus (another espeak-ng build or a changed maker): rerun "
+        "sccl.audio.speech_corpus now makes another corpus (another espeak-ng build or a changed maker): rerun "
         "python -m tests.golden.make_lauscher_speech")
 
 
@@ -61,7 +62,7 @@ def test_lauscher_reproduces_its_golden_entry(capsys):
     """lauscher draws from numpy's global generator, seeded: the same spikes on a rerun, up to float rounding
     that differs between machines (a threshold crossing or two)."""
     pytest.importorskip("lauscher")
-    from sccl.audio import lauscher_spikes
+    from sccl.audio.convert import lauscher_spikes
 
     word = min(WORDS, key=lambda w: len(decode_pcm(GOLDEN["words"][w]["samples"])))
     start = time.time()

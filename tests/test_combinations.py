@@ -6,21 +6,21 @@ import numpy as np
 import pytest
 import torch
 
-import sccl.defaults
-from sccl.defaults import METHODS
-
-from sccl.cl_sweep import expand, parse_sets
-from sccl.continual_cli import build_parser, config_from_args
-from sccl.engine import RunContext, run
-from sccl.model import RecurrentSNN
-from sccl.errors import ConfigError
-from sccl.pretraining import PretrainConfig, pretrain
-from sccl.results import read_json
-from sccl.runs import RunConfig
-from sccl.scenarios import Scenario, Task
-from sccl.strategies.base import tuned_flags
-from sccl.strategies.ewc import OnlineEWC
-from sccl.strategies.latent_replay import LatentReplay, hosted
+import sccl.core.defaults
+from sccl.cl.context import RunContext
+from sccl.cl.engine import run
+from sccl.cl.runs import RunConfig
+from sccl.cl.scenarios import Scenario, Task
+from sccl.cl.strategies.base import tuned_flags
+from sccl.cl.strategies.ewc import OnlineEWC
+from sccl.cl.strategies.latent_replay import LatentReplay, hosted
+from sccl.cli.cl_sweep import expand, parse_sets
+from sccl.cli.continual import build_parser, config_from_args
+from sccl.core.defaults import METHODS
+from sccl.core.errors import ConfigError
+from sccl.core.results import read_json
+from sccl.learn.pretraining import PretrainConfig, pretrain
+from sccl.net.model import RecurrentSNN
 
 
 # parameters trained above depth 2: w3 (100 x 50), v3 (50 x 50), w_out (50 x 20)
@@ -41,20 +41,20 @@ def config(argv):
 
 def test_only_the_hosted_strategy_s_flags_enter_the_settings():
     plain = config([])
-    assert plain.options == {} and plain.label() == "latent_replay-class7-d2-n2-seed0"
+    assert plain.settings()["options"] == {} and plain.label() == "latent_replay-class7-d2-n2-seed0"
     with_ewc = config(["--regularizer", "ewc", "--ewc-lambda", "5"])
-    assert with_ewc.options == {"regularizer": "ewc", "ewc_lambda": 5.0, "ewc_gamma": 1.0, "fisher_samples": 200,
+    assert with_ewc.settings()["options"] == {"regularizer": "ewc", "ewc_lambda": 5.0, "ewc_gamma": 1.0, "fisher_samples": 200,
                                 "importance_norm": "mean"}
     assert with_ewc.label() == "latent_replay-class7-d2-n2-ewc-seed0"
 
 
 def test_a_bad_regularizer_setting_is_refused_before_the_run(world, tmp_path):
     ds, runs = world
-    cfg = RunConfig("class_incremental", "latent_replay", 7, latent_depth=2, replay_batches=1, batch_size=8,
+    cfg = RunConfig.of("class_incremental", "latent_replay", 7, latent_depth=2, replay_batches=1, batch_size=8,
                     epochs=1, quiet=True, options={"regularizer": "ewc", "ewc_lambda": -1.0})
     with pytest.raises(ConfigError, match="ewc-lambda"):
         run(cfg, ds, runs)
-    cfg.options = {"regularizer": "naive"}
+    cfg.options = {**cfg.options, "regularizer": "naive"}
     with pytest.raises(ConfigError, match="--regularizer must be none or one of ewc, si, lwf, projection"):
         run(cfg, ds, runs)
 
@@ -67,8 +67,8 @@ def test_the_hosted_memory_is_added_to_the_replay_s_and_its_hooks_act(world, reg
     ds, runs = world
     base = dict(scenario="class_incremental", strategy="latent_replay", held_out=7, latent_depth=2,
                 replay_batches=1, batch_size=8, epochs=2, lr=1e-3, quiet=True)
-    plain = read_json(run(RunConfig(**base), ds, runs) / "summary.json")
-    hosted = read_json(run(RunConfig(**base, options={"regularizer": regularizer}), ds, runs) / "summary.json")
+    plain = read_json(run(RunConfig.of(**base), ds, runs) / "summary.json")
+    hosted = read_json(run(RunConfig.of(**base, options={"regularizer": regularizer}), ds, runs) / "summary.json")
     assert hosted["memory_bytes_stored"] == plain["memory_bytes_stored"] + extra_bytes
     assert hosted["memory"].startswith(plain["memory"]) and f"; {regularizer}: " in hosted["memory"]
     assert hosted["config"]["options"]["regularizer"] == regularizer
@@ -79,12 +79,12 @@ def test_the_hosted_memory_is_added_to_the_replay_s_and_its_hooks_act(world, reg
 
 def test_projection_on_top_of_latent_replay_keeps_bases_of_the_layers_above_the_cut(world):
     ds, runs = world
-    cfg = RunConfig("class_incremental", "latent_replay", 7, latent_depth=2, replay_batches=1, batch_size=8, epochs=1,
+    cfg = RunConfig.of("class_incremental", "latent_replay", 7, latent_depth=2, replay_batches=1, batch_size=8, epochs=1,
                     quiet=True, options={"regularizer": "projection", "energy": 0.9})
     summary = read_json(run(cfg, ds, runs) / "summary.json")
     assert "; projection: " in summary["memory"]
     assert set(summary["frozen_parameters"]) == {"w1", "v1", "w2", "v2"}
-    replay_only = read_json(run(RunConfig("class_incremental", "latent_replay", 7, latent_depth=2, replay_batches=1,
+    replay_only = read_json(run(RunConfig.of("class_incremental", "latent_replay", 7, latent_depth=2, replay_batches=1,
                                           batch_size=8, epochs=1, quiet=True), ds, runs) / "summary.json")
     bases = summary["memory_bytes_stored"] - replay_only["memory_bytes_stored"]
     assert 0 < bases <= 4 * (100 * 100 + 50 * 50 + 50 * 50)  # at most full rank of w3, v3 and w_out's inputs
@@ -133,9 +133,9 @@ CLASS_7 = Scenario("class_incremental", [Task("0-6", np.arange(1), np.arange(1))
 
 @pytest.fixture
 def tuned_table(monkeypatch):
-    """A tuning result in place of sccl/tuned_defaults.json (the hosted classes are rebuilt around it)."""
+    """A tuning result in place of sccl/core/tuned_defaults.json (the hosted classes are rebuilt around it)."""
     table = {}
-    monkeypatch.setattr(sccl.defaults, "_TUNED", table)
+    monkeypatch.setattr(sccl.core.defaults, "_TUNED", table)
     hosted.cache_clear()
     yield table
     hosted.cache_clear()
@@ -157,7 +157,7 @@ def test_a_hosted_strategy_has_its_own_defaults_and_the_shared_flags_are_untouch
     cfg = config(["--regularizer", "ewc"])  # the command line's default is the hosted one
     assert cfg.options["ewc_lambda"] == 7.0 and config(["--regularizer", "lwf"]).options["lwf_warmup_epochs"] == 0
     ctx = RunContext(None, None, torch.device("cpu"), CLASS_7, lambda line: None)
-    host = LatentReplay(RunConfig("class_incremental", "latent_replay", 7, options={"regularizer": "ewc"}), ctx)
+    host = LatentReplay(RunConfig.of("class_incremental", "latent_replay", 7, options={"regularizer": "ewc"}), ctx)
     assert host.regularizer.option("ewc_lambda") == 7.0 and host.regularizer.name == "ewc"
     del tuned_table["latent_replay+ewc"]  # a value tuned for EWC alone does not carry over to the combination
     hosted.cache_clear()
@@ -167,7 +167,7 @@ def test_a_hosted_strategy_has_its_own_defaults_and_the_shared_flags_are_untouch
 def test_a_hosted_lwf_counts_the_epochs_for_its_warm_up():
     net = RecurrentSNN(nb_inputs=20, hidden_sizes=(6, 5, 4), nb_outputs=8)
     ctx = RunContext(net, None, torch.device("cpu"), CLASS_7, lambda line: None, 2, net.trainable_for_depth(2))
-    host = LatentReplay(RunConfig("class_incremental", "latent_replay", 7, replay_batches=0,
+    host = LatentReplay(RunConfig.of("class_incremental", "latent_replay", 7, replay_batches=0,
                                   options={"regularizer": "lwf", "lwf_warmup_epochs": 1}), ctx)
     host.start_task(1)
     assert host.epoch_batches(["new"]) == ["new"] and host.regularizer.warming_up

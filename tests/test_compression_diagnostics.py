@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from sccl.replay import ReplayMemory
+from sccl.replay.memory import ReplayMemory
 
 
 def latents() -> torch.Tensor:

@@ -8,10 +8,11 @@ import h5py
 import numpy as np
 import pytest
 
+from sccl.core.errors import DataError
+from sccl.data.hdf5 import (MAX_TIME, NB_STEPS, bin_spikes, cache_path_for, load_binned, load_shd, load_shd_tables,
+                            write_shd)
 from tests.conftest import random_shd
-from sccl.data import (MAX_TIME, NB_STEPS, bin_spikes, cache_path_for, load_binned, load_shd, load_shd_tables,
-                       write_shd)
-from sccl.errors import DataError
+
 
 ROOT = Path(__file__).resolve().parents[1]
 

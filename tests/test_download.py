@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sccl.provenance import RECORD_FILE
-from sccl import download
-from sccl.data import SHDData, load_shd, write_shd
-from sccl.download import DEFAULT_BASE_URL, ensure_shd_files, parse_md5sums
-from sccl.errors import DataError
+from sccl.core.errors import DataError
+from sccl.data import download
+from sccl.data.download import DEFAULT_BASE_URL, ensure_shd_files, parse_md5sums
+from sccl.data.hdf5 import SHDData, load_shd, write_shd
+from sccl.data.provenance import RECORD_FILE
+
 
 NAMES = ("shd_train", "shd_test")
 
@@ -132,7 +133,7 @@ def _assert_same(path: Path, original: Path) -> None:
 
 
 def _leftovers(data_dir: Path) -> list[str]:
-    """Files in the folder, but the record of verified files (sccl.provenance; checked in test_good_download)."""
+    """Files in the folder, but the record of verified files (sccl.data.provenance; checked in test_good_download)."""
     return sorted(p.name for p in data_dir.iterdir() if p.name != RECORD_FILE) if data_dir.exists() else []
 
 
@@ -145,9 +146,9 @@ def test_good_download(serve, originals, tmp_path):
     _assert_same(test, originals["shd_test"])
     # the verified .gz files are kept; no temporary files remain
     assert _leftovers(data_dir) == ["shd_test.h5", "shd_test.h5.gz", "shd_train.h5", "shd_train.h5.gz"]
-    # the record of what was verified (sccl.provenance): the unpacked files' SHA-256 and where they came from
-    from sccl.data import file_sha256
-    from sccl.provenance import read_record
+    # the record of what was verified (sccl.data.provenance): the unpacked files' SHA-256 and where they came from
+    from sccl.data.hdf5 import file_sha256
+    from sccl.data.provenance import read_record
 
     record = read_record(data_dir)
     assert record["shd_train.h5"]["sha256"] == file_sha256(train) and set(record) == {"shd_train.h5", "shd_test.h5"}

@@ -7,19 +7,21 @@ import numpy as np
 import pytest
 import torch
 
-from sccl.continual_cli import build_parser, config_from_args
-from sccl.engine import Evaluator, RunContext, cached_batches, fit_task
-from sccl.errors import ConfigError
-from sccl.lif import lif_states
-from sccl.model import RecurrentSNN, readout_kernel
-from sccl.replay import build_latent_memory
-from sccl.replay_batches import fewer_step_batches
-from sccl.runs import RunConfig
-from sccl.scenarios import Scenario, Task, from_split
-from sccl.splits import make_batches, make_split
-from sccl.strategies import get_strategy
-from sccl.strategies.fewer_steps import CALIBRATION_SAMPLES, matched_readout_gain, window_gain
-from sccl.training import Batch, logits_of
+from sccl.cl.context import RunContext, cached_batches
+from sccl.cl.engine import Evaluator, fit_task
+from sccl.cl.runs import RunConfig
+from sccl.cl.scenarios import Scenario, Task, from_split
+from sccl.cl.strategies import get_strategy
+from sccl.cl.strategies.fewer_steps import CALIBRATION_SAMPLES, matched_readout_gain, window_gain
+from sccl.cli.continual import build_parser, config_from_args
+from sccl.core.errors import ConfigError
+from sccl.data.splits import make_batches, make_split
+from sccl.learn.training import Batch, logits_of
+from sccl.net.lif import lif_states
+from sccl.net.model import RecurrentSNN, readout_kernel
+from sccl.replay.batches import fewer_step_batches
+from sccl.replay.building import build_latent_memory
+
 
 ALPHA, BETA = math.exp(-0.2), math.exp(-0.1)
 NAME = "latent_replay_fewer_steps"
@@ -181,7 +183,7 @@ def strategy_of(name, tiny, **kw):
     ds, scenario = tiny
     settings = dict(latent_depth=2, replay_batches=1, stored_steps=10, batch_size=8, quiet=True)
     settings.update(kw)
-    cfg = RunConfig(scenario="class_incremental", strategy=name, held_out=7, **settings)
+    cfg = RunConfig.of(scenario="class_incremental", strategy=name, held_out=7, **settings)
     get_strategy(name).validate(cfg, ds.binned.nb_steps)
     torch.manual_seed(1)
     net = RecurrentSNN()
@@ -196,10 +198,10 @@ def test_replayed_batches_hold_s_steps_and_the_memory_is_latent_replays(tiny):
     plain = strategy_of("latent_replay", tiny)
     fewer.end_task(0)
     plain.end_task(0)
-    batches = fewer.replay_batches()
+    batches = fewer.memory_batches()
     assert batches and all(b.x.shape[1:] == (10, 100) and b.time_factor == 10 and b.threshold == 0.5
                            and b.readout_gain == 4.0 for b in batches)
-    assert [b.x.shape[1] for b in plain.replay_batches()] == [100] * len(batches)
+    assert [b.x.shape[1] for b in plain.memory_batches()] == [100] * len(batches)
     assert fewer.memory_bytes_stored == plain.memory_bytes_stored > 0
     assert fewer.memory_bits_analytic == plain.memory_bits_analytic
     assert torch.equal(fewer.memory.get_compressed(range(len(fewer.memory))),
@@ -219,7 +221,7 @@ def test_bad_settings_are_clear_errors(tiny, kw, message):
 def test_command_line_defaults_to_ten_stored_steps():
     parser = build_parser(NAME, "class_incremental")
     cfg = config_from_args(parser.parse_args(["--removed-class", "7"]), NAME, "class_incremental")
-    assert cfg.stored_steps == 10 and cfg.latent_depth == 2
+    assert cfg.options["stored_steps"] == 10 and cfg.options["latent_depth"] == 2
     assert cfg.options["replay_threshold"] == cfg.options["readout_gain"] == "auto"
 
 
@@ -245,7 +247,7 @@ def test_one_task_trains_on_new_and_replayed_s_step_batches(tiny):
 
 def viewer(mode="or", stored_steps=10, threshold=0.5):
     """The strategy with only what its view reads: the stored steps, the compression, the threshold."""
-    cfg = RunConfig(scenario="class_incremental", strategy=NAME, held_out=7, latent_depth=1, stored_steps=stored_steps,
+    cfg = RunConfig.of(scenario="class_incremental", strategy=NAME, held_out=7, latent_depth=1, stored_steps=stored_steps,
                     compression=mode, options={"replay_threshold": threshold, "readout_gain": 1.0})
     scenario = Scenario("class_incremental", [Task("0-6", np.arange(1), np.arange(1)),
                                               Task("7", np.arange(1), np.arange(1), (7,))])

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from sccl.numerics import capability, describe, fingerprint
+from sccl.core.numerics import capability, describe, fingerprint
 from tests.golden.make_golden import load_golden, make_world, record_runs
+
 
 COMPARED = ("loss", "old_acc", "new_acc", "all_acc", "memory_bits", "memory_bytes")
 
@@ -72,7 +73,7 @@ def test_a_fingerprint_is_the_same_twice_and_depends_only_on_torch():
 def test_the_fingerprint_hashes_the_cpu_capability(monkeypatch):
     """Kernels chosen by capability (ATEN_CPU_CAPABILITY=avx2 on an AVX-512 CPU) may round the fingerprint's short
     computation alike and a run's differently: the capability's name is hashed too."""
-    from sccl import numerics
+    from sccl.core import numerics
 
     here = fingerprint()
     monkeypatch.setattr(numerics, "capability", lambda: "AVX2" if capability() != "AVX2" else "AVX512")

@@ -11,7 +11,7 @@ import copy
 import pytest
 import torch
 
-from sccl.strategies import REGISTRY
+from sccl.cl.strategies import REGISTRY
 from tests.golden.make_golden64 import LOSS_RTOL, RUNS, WEIGHT_RTOL, compare, load, record
 
 

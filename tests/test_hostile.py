@@ -4,8 +4,8 @@ spikes counted, extra keys merged, half-generated data regenerated).
 
 Every failure must be: exit status 2, one line ``error: ...`` naming the file or flag and what to do, no traceback,
 no partial or temporary file left; and the rerun recovers (with the same result as an uninterrupted run).
-Cases other test files already cover are not repeated here: the README section "What happens when things go
-wrong" lists every guarantee with its test.
+Cases other test files already cover are not repeated here: the section "What happens when things go
+wrong" of docs/USAGE.md lists every guarantee with its test.
 """
 
 from __future__ import annotations
@@ -25,19 +25,20 @@ import pytest
 import torch
 from scipy.io import wavfile
 
-import sccl.audio as audio
-import sccl.disk
-import sccl.offline as offline
-import sccl.pretrain_cli as pretrain_cli
-from sccl.cli import run_cli
-from sccl.cochlea import cochlea
-from sccl.data import bin_spikes, cache_path_for, load_binned, load_shd, write_shd
-from sccl.merge import MERGED_FILE, TEST_FILE, TRAIN_FILE, ensure_merged, merge_files
-from sccl.pretraining import PretrainConfig, pretrain
-from sccl.results import read_csv, read_json, torch_save
-from sccl.training import load_dataset
+import sccl.audio.convert as audio
+import sccl.cli.pretrain as pretrain_cli
+import sccl.core.disk
+import sccl.data.offline as offline
+from sccl.audio.cochlea import cochlea
+from sccl.core.entry import run_cli
+from sccl.core.results import read_csv, read_json, torch_save
+from sccl.data.hdf5 import bin_spikes, cache_path_for, load_binned, load_shd, write_shd
+from sccl.data.merge import MERGED_FILE, TEST_FILE, TRAIN_FILE, ensure_merged, merge_files
+from sccl.learn.pretraining import PretrainConfig, pretrain
+from sccl.learn.training import load_dataset
 from tests.conftest import random_shd
 from tests.test_audio_converter import FS, convert, corpus, nothing_written, one_error_line, tone, write
+
 
 ROOT = Path(__file__).resolve().parents[1]
 PRETRAIN = str(ROOT / "statedicts" / "pretrain.py")
@@ -54,11 +55,11 @@ if os.environ.get("HOSTILE_FSIZE"):
     limit = int(os.environ["HOSTILE_FSIZE"])
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 if os.environ.get("HOSTILE_NO_FREE_CHECK"):
-    import sccl.disk
-    sccl.disk.free_bytes = lambda folder: None
+    import sccl.core.disk
+    sccl.core.disk.free_bytes = lambda folder: None
 if os.environ.get("HOSTILE_FAKE_SAMPLES"):
-    import numpy as np, sccl.offline_speech
-    sccl.offline_speech.make_sample = lambda s, w, r, seed=0: (np.array([0.1, 0.2 + 0.01 * r]), np.array([s, w]))
+    import numpy as np, sccl.data.offline_speech
+    sccl.data.offline_speech.make_sample = lambda s, w, r, seed=0: (np.array([0.1, 0.2 + 0.01 * r]), np.array([s, w]))
 real_replace, seen = os.replace, [0]
 def replace(src, dst, *a, **k):
     if os.path.basename(str(dst)) == kill_name:
@@ -166,7 +167,7 @@ def test_bad_generator_flags_write_nothing(tmp_path, capsys, argv, message):
 
 def _little_space(monkeypatch, free: int):
     real = shutil.disk_usage
-    monkeypatch.setattr(sccl.disk.shutil, "disk_usage", lambda p: real(p)._replace(free=free))
+    monkeypatch.setattr(sccl.core.disk.shutil, "disk_usage", lambda p: real(p)._replace(free=free))
 
 
 def test_too_little_space_for_the_merge_is_one_line_before_writing(world, tmp_path, capsys, monkeypatch):
@@ -205,7 +206,7 @@ def test_too_little_space_for_a_checkpoint_is_one_line_and_the_rerun_resumes(wor
 
 def test_too_little_space_during_continual_learning_is_one_line_and_the_rerun_finishes(world, tmp_path, capsys,
                                                                                        monkeypatch):
-    from sccl.continual_cli import main_any
+    from sccl.cli.continual import main_any
 
     out = tmp_path / "out"
     argv = ["--scenario", "sample_incremental", "--strategy", "naive", "--speaker", "3", "--epochs", "1",
@@ -249,7 +250,7 @@ def test_a_write_that_fails_anyway_is_one_line_and_leaves_no_temporary_file(worl
         target = folder / MERGED_FILE
     elif what == "generator":
         folder = tmp_path / "d"
-        cmd, limit, env = ["-m", "sccl.offline", "--out-dir", folder, "--size", "tiny"], 3000, {"HOSTILE_FAKE_SAMPLES": "1"}
+        cmd, limit, env = ["-m", "sccl.data.offline", "--out-dir", folder, "--size", "tiny"], 3000, {"HOSTILE_FAKE_SAMPLES": "1"}
         target = folder / TRAIN_FILE
     else:
         folder = run_folder(tmp_path / "out")
@@ -408,7 +409,7 @@ def _damage_run(folder: Path, what: str) -> tuple[Path, str]:
 @pytest.mark.parametrize("what", ["split.npz truncated", "split.npz not a zip", "split.npz without meta",
                                   "config.json without settings", "model.pt wrong shapes", "model.pt a bare tensor"])
 def test_a_damaged_pretraining_folder_is_one_line_for_continual_learning(world, tmp_path, capsys, what):
-    from sccl.continual_cli import main_any
+    from sccl.cli.continual import main_any
 
     pre = Path(shutil.copytree(world[2], tmp_path / "pre"))
     path, message = _damage_run(pre, what)
@@ -479,7 +480,7 @@ def test_sigkill_while_merging_then_the_rerun_gives_the_same_file(world, tmp_pat
 def test_sigkill_while_writing_the_bins_cache_then_the_rerun_writes_it(world, tmp_path):
     path = Path(shutil.copy2(world[0].path, tmp_path / MERGED_FILE))
     cache = cache_path_for(path, 100, 1.4)
-    code = f"from sccl.data import load_binned; load_binned({str(path)!r})"
+    code = f"from sccl.data.hdf5 import load_binned; load_binned({str(path)!r})"
     script = tmp_path / "bin.py"
     script.write_text(code)
     r = hostile(script, kill=cache.name)
@@ -495,7 +496,7 @@ def test_sigkill_while_generating_then_the_rerun_regenerates(tmp_path, monkeypat
     folder is half-generated. reproduce.py detects both and regenerates."""
     reproduce = _reproduce()
     folder = tmp_path / "d"
-    r = hostile("-m", "sccl.offline", "--out-dir", folder, "--size", "tiny", kill=killed_at,
+    r = hostile("-m", "sccl.data.offline", "--out-dir", folder, "--size", "tiny", kill=killed_at,
                 env={"HOSTILE_FAKE_SAMPLES": "1"})
     assert r.returncode == -signal.SIGKILL and len(temps(folder)) == (2 if killed_at == TEST_FILE else 1)
     expected = "no dataset yet" if killed_at == TEST_FILE else "shd_train.h5 is missing"
@@ -512,7 +513,7 @@ def test_sigkill_while_generating_then_the_rerun_regenerates(tmp_path, monkeypat
 
 def test_sigkill_between_a_finished_run_and_the_folder_tables_then_the_rerun_repairs_them(world, tmp_path):
     """Killed after the run's summary.json, while all_runs.csv is being rebuilt: the skip of the rerun rebuilds it."""
-    argv = ["-m", "sccl.continual_cli", "--scenario", "sample_incremental", "--strategy", "naive", "--speaker", "3",
+    argv = ["-m", "sccl.cli.continual", "--scenario", "sample_incremental", "--strategy", "naive", "--speaker", "3",
             "--epochs", "1", "--batch-size", "16", "--data-dir", world[0].path.parent, "--pretrained", world[2],
             "--quiet"]
     ref = hostile(*argv, "--out-dir", tmp_path / "ref")
@@ -725,8 +726,8 @@ def test_an_ssc_merge_with_a_missing_or_truncated_file_is_one_line(tmp_path, dam
 def test_a_corrupted_md5sums_file_is_one_line_and_downloads_nothing(tmp_path):
     import io
 
-    from sccl.download import ensure_shd_files
-    from sccl.errors import DataError
+    from sccl.core.errors import DataError
+    from sccl.data.download import ensure_shd_files
 
     asked = []
 
@@ -762,20 +763,20 @@ def copy_data_like_a_user(folder: Path) -> Path:
     return folder
 
 
-# Runs ``sccl.continual_cli`` and sends the process a real SIGINT (Ctrl-C) when its EPOCH-th epoch starts: a
+# Runs ``sccl.cli.continual`` and sends the process a real SIGINT (Ctrl-C) when its EPOCH-th epoch starts: a
 # deterministic point mid-run, however fast the machine.
 SIGINT_DRIVER = r"""
 import os, runpy, signal, sys
-import sccl.engine
-at, real, seen = int(sys.argv[1]), sccl.engine.train_epoch, [0]
+import sccl.cl.engine
+at, real, seen = int(sys.argv[1]), sccl.cl.engine.train_epoch, [0]
 def train_epoch(*a, **k):
     seen[0] += 1
     if seen[0] == at:
         os.kill(os.getpid(), signal.SIGINT)
     return real(*a, **k)
-sccl.engine.train_epoch = train_epoch
+sccl.cl.engine.train_epoch = train_epoch
 sys.argv = ["continual_cli"] + sys.argv[2:]
-runpy.run_module("sccl.continual_cli", run_name="__main__")
+runpy.run_module("sccl.cli.continual", run_name="__main__")
 """
 
 
@@ -791,7 +792,7 @@ def test_sigint_mid_run_is_one_line_and_the_rerun_gives_the_uninterrupted_result
     rows = read_csv(folder / "epochs.csv")
     assert [int(row["epoch"]) for row in rows] == [0, 1, 2]  # stopped in its third epoch
     assert not (folder / "summary.json").exists()  # unfinished: the rerun redoes it
-    cli = [sys.executable, "-m", "sccl.continual_cli"] + run
+    cli = [sys.executable, "-m", "sccl.cli.continual"] + run
     assert subprocess.run(cli + ["--out-dir", str(interrupted)], cwd=ROOT, capture_output=True).returncode == 0
     assert subprocess.run(cli + ["--out-dir", str(clean)], cwd=ROOT, capture_output=True).returncode == 0
     (reference,) = clean.glob("sample_incremental/naive-*")
@@ -810,7 +811,7 @@ def test_a_failing_sbatch_is_one_error_line_and_leaves_no_submission_files(tmp_p
         (bin_dir / name).write_text("#!/usr/bin/env bash\n" + body)
         (bin_dir / name).chmod(0o755)
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    r = subprocess.run([sys.executable, "-m", "sccl.cl_sweep", "--scenario", "sample_incremental", "--speakers", "3",
+    r = subprocess.run([sys.executable, "-m", "sccl.cli.cl_sweep", "--scenario", "sample_incremental", "--speakers", "3",
                         "--strategies", "naive", "--epochs", "1", "--launcher", "slurm", "--slurm-partition", "nope",
                         "--data-dir", str(tmp_path / "data"), "--out-dir", str(tmp_path / "runs")],
                        capture_output=True, text=True, env=env, cwd=ROOT)
@@ -904,8 +905,8 @@ def test_a_folder_without_wav_files_is_one_error_line(tmp_path, capsys):
 
 
 def test_asking_for_numba_without_it_is_one_error_line(tmp_path, capsys, monkeypatch):
-    import sccl.cochlea
-    monkeypatch.setattr(sccl.cochlea, "compiled_available", lambda: False)
+    import sccl.audio.cochlea
+    monkeypatch.setattr(sccl.audio.cochlea, "compiled_available", lambda: False)
     rec = corpus(tmp_path / "rec", speakers=("anna", "ben"), labels=(0,))
     assert convert(rec, tmp_path / "out", "--engine", "numba") == 2
     one_error_line(capsys, "--engine numba", "pip install")

@@ -4,12 +4,12 @@ task's batch prefix (for estimates that need only a few samples)."""
 import numpy as np
 import torch
 
-from sccl.engine import RunContext
-from sccl.model import SparseInput
-from sccl.runs import RunConfig
-from sccl.scenarios import Scenario, Task
-from sccl.strategies.joint import Joint, batch_nbytes
-from sccl.training import Batch
+from sccl.cl.context import RunContext
+from sccl.cl.runs import RunConfig
+from sccl.cl.scenarios import Scenario, Task
+from sccl.cl.strategies.joint import Joint, batch_nbytes
+from sccl.learn.training import Batch
+from sccl.net.model import SparseInput
 
 
 class FakeBinned:
@@ -19,14 +19,14 @@ class FakeBinned:
 
 
 def test_joint_trains_on_the_shuffled_union_of_every_task_seen_so_far(monkeypatch):
-    import sccl.engine as engine
+    import sccl.cl.context as context
 
-    monkeypatch.setattr(engine, "cached_batches", lambda net, ds, idx, depth, device: [Batch(i, i) for i in idx])
+    monkeypatch.setattr(context, "cached_batches", lambda net, ds, idx, depth, device: [Batch(i, i) for i in idx])
     tasks = [Task("t0", np.arange(0, 40), np.arange(4)), Task("t1", np.arange(40, 50), np.arange(4)),
              Task("t2", np.arange(50, 60), np.arange(4))]
     ds = type("DS", (), {"binned": FakeBinned()})()
     ctx = RunContext(None, ds, torch.device("cpu"), Scenario("speakers", tasks), print)
-    joint = Joint(RunConfig("speakers", "joint", batch_size=16, seed=3), ctx)
+    joint = Joint(RunConfig.of("speakers", "joint", batch_size=16, seed=3), ctx)
     assert joint.memory_bytes_stored == 0
     joint.end_task(0)
     joint.start_task(1)
@@ -50,10 +50,10 @@ def test_kept_batches_are_counted_by_their_tensors():
 
 
 def test_a_task_prefix_is_built_without_keeping_the_whole_task(monkeypatch):
-    import sccl.engine as engine
+    import sccl.cl.context as context
 
     built = []
-    monkeypatch.setattr(engine, "cached_batches", lambda net, ds, idx, depth, device: built.append(idx) or
+    monkeypatch.setattr(context, "cached_batches", lambda net, ds, idx, depth, device: built.append(idx) or
                         [Batch(torch.zeros(len(i)), torch.zeros(len(i))) for i in idx])
     tasks = [Task("t0", np.arange(100), np.arange(4))]
     ctx = RunContext(None, None, torch.device("cpu"), Scenario("speakers", tasks), print, batch_size=16)

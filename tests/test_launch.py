@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sccl.results import read_csv
+from sccl.core.results import read_csv
+
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +40,7 @@ def fake_slurm(tmp_path):
     return env, state
 
 
-SWEEP = [sys.executable, "-m", "sccl.cl_sweep", "--scenario", "sample_incremental", "--speakers", "3,5",
+SWEEP = [sys.executable, "-m", "sccl.cli.cl_sweep", "--scenario", "sample_incremental", "--speakers", "3,5",
          "--strategies", "naive,latent_replay", "--depths", "1", "--latent-batches", "1", "--epochs", "1",
          "--launcher", "slurm", "--slurm-partition", "gpu-small", "--slurm-account", "proj42", "--slurm-qos", "high",
          "--slurm-time", "30", "--slurm-mem", "2G", "--slurm-cpus-per-task", "1", "--slurm-array-parallelism", "3",
@@ -118,8 +119,8 @@ def test_missing_submitit_is_one_clear_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from sccl.merge import ensure_merged
-    from sccl.offline import generate_dataset
+    from sccl.data.merge import ensure_merged
+    from sccl.data.offline import generate_dataset
 
     root = tmp_path_factory.mktemp("launch")
     generate_dataset(root / "data", size="tiny", seed=0)
@@ -127,7 +128,7 @@ def tiny(tmp_path_factory):
     return root
 
 
-LOCAL = [sys.executable, "-m", "sccl.cl_sweep", "--scenario", "sample_incremental", "--speakers", "3",
+LOCAL = [sys.executable, "-m", "sccl.cli.cl_sweep", "--scenario", "sample_incremental", "--speakers", "3",
          "--strategies", "naive,latent_replay", "--depths", "1,2", "--latent-batches", "1", "--epochs", "1",
          "--batch-size", "16", "--pretrain-epochs", "1"]
 
@@ -158,7 +159,7 @@ def test_two_jobs_at_once_give_the_same_csvs_as_one_at_a_time(tiny, tmp_path):
     # the sweep ran them in persistent workers; the same command as a process of its own gives the same rows
     (run,) = (outs[0] / "sample_incremental").glob("latent_replay-speaker3-d2-*")
     alone = tmp_path / "alone"
-    r = subprocess.run([sys.executable, "-m", "sccl.continual_cli", "--scenario", "sample_incremental", "--strategy",
+    r = subprocess.run([sys.executable, "-m", "sccl.cli.continual", "--scenario", "sample_incremental", "--strategy",
                         "latent_replay", "--speaker", "3", "--latent-depth", "2", "--latent-batches", "1",
                         "--epochs", "1", "--batch-size", "16",
                         "--data-dir", str(tiny / "data"), "--out-dir", str(alone), "--quiet",

@@ -5,10 +5,11 @@ from types import SimpleNamespace
 
 import torch
 
-from sccl.engine import OPTIMIZER_STATE_TENSORS, learning_state_of
-from sccl.model import RecurrentSNN
-from sccl.runs import RunConfig
-from sccl.strategies import get_strategy
+from sccl.cl.engine import OPTIMIZER_STATE_TENSORS, learning_state_of
+from sccl.cl.runs import RunConfig
+from sccl.cl.strategies import get_strategy
+from sccl.net.model import RecurrentSNN
+
 
 ALL = 218_500  # 700*200 + 200*200 + 200*100 + 100*100 + 100*50 + 50*50 + 50*20 float32 parameters
 DEPTH2 = 8_500  # w3 (100*50), v3 (50*50), w_out (50*20): what latent replay at depth 2 trains
@@ -18,7 +19,7 @@ def strategy(name: str, depth=None, **cfg):
     """A strategy on the full-size network, with only what its byte accounting reads in its context."""
     net = RecurrentSNN(generator=torch.Generator().manual_seed(0))
     cls = get_strategy(name)
-    config = RunConfig(scenario="sample_incremental", strategy=name, held_out=3, latent_depth=depth, **cfg)
+    config = RunConfig.of(scenario="sample_incremental", strategy=name, held_out=3, latent_depth=depth, **cfg)
     ctx = SimpleNamespace(net=net, trainable=tuple(cls.trainable(config, net)), depth=depth,
                           scenario=SimpleNamespace(memory_salt=0, tasks=[]), log=lambda line: None)
     return cls(config, ctx)

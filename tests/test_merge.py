@@ -1,4 +1,4 @@
-"""heidelberg_unite_datasets.py / sccl.merge: concatenation, source record, atomicity, refusal to overwrite."""
+"""heidelberg_unite_datasets.py / sccl.data.merge: concatenation, source record, atomicity, refusal to overwrite."""
 
 import os
 import subprocess
@@ -9,10 +9,11 @@ import h5py
 import numpy as np
 import pytest
 
-from sccl import merge as merge_mod
-from sccl.data import load_shd
-from sccl.errors import DataError
-from sccl.merge import ensure_merged, merge_files
+from sccl.core.errors import DataError
+from sccl.data import merge as merge_mod
+from sccl.data.hdf5 import load_shd
+from sccl.data.merge import ensure_merged, merge_files
+
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = str(ROOT / "heidelberg_unite_datasets.py")
@@ -67,7 +68,7 @@ def test_failed_merge_leaves_no_file(shd_pair, tmp_path, monkeypatch):
 def test_interrupted_merge_script_leaves_no_file(shd_pair, tmp_path):
     """Kill the script while it writes (SIGKILL after the temp file appears): no merged file remains."""
     train_p, test_p, *_ = shd_pair
-    code = ("import sys, time, sccl.merge as m\n"
+    code = ("import sys, time, sccl.data.merge as m\n"
             "orig = m._write_like\n"
             "def slow(*a):\n    orig(*a); open(sys.argv[3] + '.writing', 'w').close(); time.sleep(30)\n"
             "m._write_like = slow\n"
@@ -91,7 +92,7 @@ def test_interrupted_merge_script_leaves_no_file(shd_pair, tmp_path):
 def test_missing_input_is_a_clear_error(tmp_path):
     r = subprocess.run([sys.executable, SCRIPT, "--data-dir", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert "no SHD or SSC files" in r.stderr and "--download" in r.stderr and "sccl.offline" in r.stderr
+    assert "no SHD or SSC files" in r.stderr and "--download" in r.stderr and "sccl.data.offline" in r.stderr
     with pytest.raises(DataError, match="no SHD or SSC files"):
         ensure_merged(tmp_path)
 

@@ -6,15 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from sccl.engine import RunContext, reinit_readout_column
-from sccl.model import TRAINABLE_BY_DEPTH, RecurrentSNN
-from sccl.runs import RunConfig
-from sccl.scenarios import Scenario, Task
-from sccl.strategies.anchoring import normalised
-from sccl.strategies.ewc import OnlineEWC, single_samples
-from sccl.strategies.lwf import LearningWithoutForgetting, distillation_loss, logit_matching_loss
-from sccl.strategies.si import SynapticIntelligence
-from sccl.training import Batch, logits_of, nll_loss, train_epoch
+from sccl.cl.context import RunContext
+from sccl.cl.engine import reinit_readout_column
+from sccl.cl.runs import RunConfig
+from sccl.cl.scenarios import Scenario, Task
+from sccl.cl.strategies.anchoring import normalised
+from sccl.cl.strategies.ewc import OnlineEWC, single_samples
+from sccl.cl.strategies.lwf import LearningWithoutForgetting, distillation_loss, logit_matching_loss
+from sccl.cl.strategies.si import SynapticIntelligence
+from sccl.learn.training import Batch, logits_of, nll_loss, train_epoch
+from sccl.net.model import TRAINABLE_BY_DEPTH, RecurrentSNN
+
 
 CPU = torch.device("cpu")
 ONE = (np.arange(1), np.arange(1))
@@ -34,7 +36,7 @@ def dense_inputs(n, seed=1, steps=30):
 
 
 def make(cls, net, scenario=PROGRESSIVE, trainable=TRAINABLE_BY_DEPTH[2], log=None, **options):
-    cfg = RunConfig(scenario=scenario.name, strategy=cls.name, options=options)
+    cfg = RunConfig.of(scenario=scenario.name, strategy=cls.name, options=options)
     ctx = RunContext(net, None, CPU, scenario, log or (lambda line: None), trainable=tuple(trainable))
     return cls(cfg, ctx)
 

@@ -1,11 +1,11 @@
-"""sccl.metrics on hand-made accuracy matrices: step 0, a 2x2 and an 11x11 case."""
+"""sccl.cl.metrics on hand-made accuracy matrices: step 0, a 2x2 and an 11x11 case."""
 
 import math
 
 import numpy as np
 import pytest
 
-from sccl import metrics
+from sccl.cl import metrics
 
 
 def test_step_zero_has_accuracy_but_no_backward_transfer_or_forgetting():

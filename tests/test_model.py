@@ -1,4 +1,4 @@
-"""Correctness of sccl.model against a plain step-by-step reference of the original equations."""
+"""Correctness of sccl.net.model against a plain step-by-step reference of the original equations."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sccl.device import resolve_device, set_threads
-from sccl.errors import ConfigError
-from sccl.model import PARAM_NAMES, RecurrentSNN, SparseInput, max_over_time, readout_kernel
+from sccl.core.device import resolve_device, set_threads
+from sccl.core.errors import ConfigError
+from sccl.net.model import PARAM_NAMES, RecurrentSNN, SparseInput, max_over_time, readout_kernel
+
 
 torch.set_num_threads(1)
 
@@ -311,7 +312,7 @@ def test_surrogate_gradient_single_step_by_hand():
     c = 1.5
     cur = torch.tensor([0.0, c, 0.0, 0.0], dtype=torch.float64).view(4, 1, 1)
     w = net.w1.detach().clone().requires_grad_(True)
-    from sccl.lif import lif_layer
+    from sccl.net.lif import lif_layer
 
     s = lif_layer(cur * w, net.v1, net.alpha, net.beta)
     assert s[:, 0, 0].tolist() == [0, 0, 0, 1]
@@ -409,7 +410,7 @@ def test_sparse_input_from_coo_round_trip():
 
 
 def test_sparse_input_from_binned_coo():
-    from sccl.data import bin_spikes
+    from sccl.data.hdf5 import bin_spikes
 
     rng = np.random.default_rng(1)
     times = np.empty(4, dtype=object)

@@ -1,13 +1,14 @@
-"""The offline SHD-format generator (sccl.offline): layout, split, determinism, safe writing, CLI."""
+"""The offline SHD-format generator (sccl.data.offline): layout, split, determinism, safe writing, CLI."""
 
 import h5py
 import numpy as np
 import pytest
 
-from sccl import offline
-from sccl.cli import run_cli
-from sccl.data import MAX_TIME, NB_UNITS, bin_spikes, load_shd
-from sccl.errors import ConfigError, DataError
+from sccl.core.entry import run_cli
+from sccl.core.errors import ConfigError, DataError
+from sccl.data import offline
+from sccl.data.hdf5 import MAX_TIME, NB_UNITS, bin_spikes, load_shd
+
 
 ALL_KEYS = (
     "spikes/times", "spikes/units", "labels", "extra/speaker", "extra/keys",

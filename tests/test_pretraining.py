@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-import sccl.pretraining as pt
+import sccl.learn.pretraining as pt
+from sccl.core.errors import ConfigError
+from sccl.core.results import read_csv, read_json
+from sccl.data.hdf5 import write_shd
+from sccl.data.merge import ensure_merged
+from sccl.data.splits import Split
+from sccl.learn.pretraining import PretrainConfig, is_finished, load_pretrained, pretrain
+from sccl.learn.training import load_dataset
 from tests.conftest import random_shd
-from sccl.data import write_shd
-from sccl.errors import ConfigError
-from sccl.merge import ensure_merged
-from sccl.pretraining import PretrainConfig, is_finished, load_pretrained, pretrain
-from sccl.results import read_csv, read_json
-from sccl.splits import Split
-from sccl.training import load_dataset
+
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,7 +120,7 @@ def test_cli_without_data_points_to_download_and_embedded_set(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "statedicts" / "pretrain.py"), "--speaker", "1",
                         "--data-dir", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert "no SHD or SSC files" in r.stderr and "--download" in r.stderr and "sccl.offline" in r.stderr
+    assert "no SHD or SSC files" in r.stderr and "--download" in r.stderr and "sccl.data.offline" in r.stderr
 
 
 def test_cli_out_of_range_speaker(tiny_ds, tmp_path):

@@ -8,18 +8,20 @@ import numpy as np
 import pytest
 import torch
 
-from sccl.engine import RunContext, run
-from sccl.errors import ConfigError
-from sccl.model import RecurrentSNN
-from sccl.pretraining import PretrainConfig, pretrain
-from sccl.results import read_json
-from sccl.runs import RunConfig
-from sccl.scenarios import Scenario, Task
-from sccl.strategies.naive import Naive
-from sccl.strategies.projection import Projection, projected_weights
-from sccl.subspace import (OjaSubspace, energy_rank, extend_basis, largest_principal_angle, presynaptic_rows,
-                           project_out, projection_groups)
-from sccl.training import Batch, train_epoch
+from sccl.cl.context import RunContext
+from sccl.cl.engine import run
+from sccl.cl.runs import RunConfig
+from sccl.cl.scenarios import Scenario, Task
+from sccl.cl.strategies.naive import Naive
+from sccl.cl.strategies.projection import Projection, projected_weights
+from sccl.core.errors import ConfigError
+from sccl.core.results import read_json
+from sccl.learn.pretraining import PretrainConfig, pretrain
+from sccl.learn.subspace import (OjaSubspace, energy_rank, extend_basis, largest_principal_angle, presynaptic_rows,
+                                 project_out, projection_groups)
+from sccl.learn.training import Batch, train_epoch
+from sccl.net.model import RecurrentSNN
+
 
 N = 8
 
@@ -111,7 +113,7 @@ def train_after_task0(strategy_cls, depth, options, optimizer="adamax"):
 
     old, new = [batch(xo, yo)], [batch(xn[:4], yn[:4]), batch(xn[4:], yn[4:])]
     ctx = RunContext(net, None, torch.device("cpu"), None, lambda line: None, depth, trainable, 4, {0: old, 1: new})
-    cfg = RunConfig(scenario="sample_incremental", strategy=strategy_cls.name, options=options)
+    cfg = RunConfig.of(scenario="sample_incremental", strategy=strategy_cls.name, options=options)
     strategy = strategy_cls(cfg, ctx)
     strategy.end_task(0)
     before, start = net.record(xo), {n: p.detach().clone() for n, p in net.named_parameters()}
@@ -205,7 +207,7 @@ def learn_the_same_inputs_as_a_new_class(scenario, subspace):
     batch = Batch(net.activity_time_major(x, 1), y, from_depth=1, time_major=True)
     ctx = RunContext(net, None, torch.device("cpu"), scenario, lambda line: None, 1, trainable, 4, {0: [batch]})
     options = {"energy": 1.0, "subspace": subspace, "hebbian_rows": 24, "hebbian_passes": 20}
-    strategy = Projection(RunConfig(scenario=scenario.name, strategy="projection", options=options), ctx)
+    strategy = Projection(RunConfig.of(scenario=scenario.name, strategy="projection", options=options), ctx)
     strategy.end_task(0)
     for n, p in net.named_parameters():
         p.requires_grad_(n in trainable)
@@ -293,7 +295,7 @@ def test_memory_is_the_float32_bases():
     ({"hebbian_lr": float("nan")}, "--hebbian-lr must be a positive number"),
 ])
 def test_bad_settings_are_one_line_errors(options, message):
-    cfg = RunConfig(scenario="sample_incremental", strategy="projection", held_out=3, options=options)
+    cfg = RunConfig.of(scenario="sample_incremental", strategy="projection", held_out=3, options=options)
     with pytest.raises(ConfigError) as err:
         Projection.validate(cfg, 100)
     assert message in str(err.value) and "\n" not in str(err.value)
@@ -313,7 +315,7 @@ def tiny(tmp_path_factory, embedded_tiny):
                                      {"subspace": "svd", "basis": "joint"}])
 def test_each_variant_runs_through_the_engine(tiny, tmp_path, options):
     ds, root = tiny
-    cfg = RunConfig(scenario="sample_incremental", strategy="projection", held_out=3, epochs=1, batch_size=16,
+    cfg = RunConfig.of(scenario="sample_incremental", strategy="projection", held_out=3, epochs=1, batch_size=16,
                     quiet=True, options=options, pretrained=str(root / "runs/pretrain/paper/speaker3_seed0"))
     s = read_json(run(cfg, ds, tmp_path) / "summary.json")
     assert s["memory_bytes_stored"] > 0 and s["memory_bits_analytic"] == 8 * s["memory_bytes_stored"]

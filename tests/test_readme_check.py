@@ -1,11 +1,13 @@
-"""The README check compares numbers within seed bands on every machine, never masks them (sccl/readme_check.py)."""
+"""The result-block check compares numbers within seed bands on every machine, never masks them
+(sccl/report/readme_check.py); the README stays short and every relative link of the README and docs/ resolves."""
 
 import math
 import re
 from pathlib import Path
 
-from sccl import report
-from sccl.readme_check import K, STD_FLOOR, compare_blocks, parse_block, seeds_of
+from sccl.report import build as report
+from sccl.report.readme_check import STD_FLOOR, K, compare_blocks, parse_block, seeds_of
+
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,14 +134,22 @@ def test_seeds_of_an_n_cell():
     assert [seeds_of(c) for c in ("3", "3 × 1", "3 × 2 / 2 × 1", "–", "3 s")] == [3, 3, 2, None, None]
 
 
-def _readme_blocks() -> dict[str, str]:
-    text = (ROOT / "README.md").read_text()
-    return dict(re.findall(r"<!-- results:([\w.-]+) -->\n(.*?)<!-- /results:\1 -->", text, re.S))
+def _doc_blocks() -> dict[str, str]:
+    """Every generated block of the files that hold them (report.BLOCK_FILES: docs/RESULTS.md)."""
+    blocks = {}
+    for name in report.BLOCK_FILES:
+        text = (ROOT / name).read_text()
+        blocks.update(re.findall(r"<!-- results:([\w.-]+) -->\n(.*?)<!-- /results:\1 -->", text, re.S))
+    return blocks
 
 
-def test_the_first_readme_block_passes_against_itself_and_fails_with_one_planted_change():
-    name, text = next(iter(_readme_blocks().items()))
-    assert parse_block(text).tables, f"README.md's first block '{name}' has no table"
+def test_every_block_is_in_the_block_files():
+    assert set(_doc_blocks()) == set(report.README_BLOCKS)
+
+
+def test_the_first_doc_block_passes_against_itself_and_fails_with_one_planted_change():
+    name, text = next(iter(_doc_blocks().items()))
+    assert parse_block(text).tables, f"the first block '{name}' of {report.BLOCK_FILES} has no table"
     same = compare_blocks(name, text, text)
     assert same.ok and ": identical" in same.summary()
     first = re.search(r"(\d+\.\d+) ± (\d+\.\d+)", text)
@@ -150,7 +160,8 @@ def test_the_first_readme_block_passes_against_itself_and_fails_with_one_planted
 
 
 def test_the_command_fails_on_a_block_from_another_machine_with_changed_numbers(tmp_path, capsys):
-    """The check run by .ci/run (update_readme with check=True): nothing is masked when the fingerprints differ."""
+    """The check run by .ci/run (update_readme with check=True, per file): nothing is masked when the fingerprints
+    differ."""
     readme = tmp_path / "README.md"
     readme.write_text(f"x\n<!-- results:sample_incremental -->\n\n{block()}\n<!-- /results:sample_incremental -->\n")
     generated = {"sample_incremental": block(fp=report.fingerprint())}
@@ -174,3 +185,50 @@ def test_on_the_machine_that_made_the_block_every_number_must_be_identical():
     timing = old.replace("| ACC |\n|---|---|---|", "| ACC | s / epoch |\n|---|---|---|---|").replace(
         "8.71 |", "8.71 | 0.10 s |")
     assert compare_blocks("b", timing, timing.replace("0.10 s", "0.30 s"), here="aaaaaaaaaaaa").ok
+
+
+# ----------------------------------------------------------------------------------------------
+# the README and docs/: short, and every relative link resolves
+
+_LINK = re.compile(r"!?\[[^\]]*\]\(([^()\s]+)(?:\s+\"[^\"]*\")?\)")
+
+
+def _markdown_files() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation (backticks included) dropped, spaces -> '-'."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(path: Path) -> set[str]:
+    text = re.sub(r"^```.*?^```", "", path.read_text(), flags=re.S | re.M)  # no headings inside code
+    return {_slug(m.group(1)) for m in re.finditer(r"^#{1,6}\s+(.+?)\s*$", text, re.M)}
+
+
+def test_the_readme_stays_short():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= 300, f"README.md has {len(lines)} lines: move the detail into docs/ (at most 300)"
+
+
+def test_every_relative_link_of_the_readme_and_docs_points_to_an_existing_file():
+    broken, checked = [], 0
+    for path in _markdown_files():
+        text = re.sub(r"^```.*?^```", "", path.read_text(), flags=re.S | re.M)
+        for target in _LINK.findall(text):
+            if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):  # https:, mailto: ...
+                continue
+            file, _, anchor = target.partition("#")
+            where = (path.parent / file).resolve() if file else path
+            checked += 1
+            if not where.exists():
+                broken.append(f"{path.relative_to(ROOT)}: {target} (no file {where})")
+            elif anchor and where.suffix == ".md" and anchor not in _anchors(where):
+                broken.append(f"{path.relative_to(ROOT)}: {target} (no heading #{anchor} in {where.name})")
+    assert checked and not broken, "\n".join(broken)
+
+
+def test_the_slug_of_a_heading_is_githubs():
+    assert _slug("The model (`sccl/net/model.py`)") == "the-model-scclnetmodelpy"
+    assert _slug("The tuned settings (`python -m sccl.cli.tune`)") == "the-tuned-settings-python--m-scclclitune"

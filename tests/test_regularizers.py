@@ -8,19 +8,21 @@ import pytest
 import torch
 from torch import nn
 
-from sccl.engine import RunContext, run
-from sccl.errors import ConfigError
-from sccl.model import TRAINABLE_BY_DEPTH, RecurrentSNN
-from sccl.pretraining import PretrainConfig, pretrain
-from sccl.results import read_json
-from sccl.runs import RunConfig
-from sccl.scenarios import Scenario, Task
-from sccl.sparse_input import SparseInput
-from sccl.strategies import get_strategy
-from sccl.strategies.ewc import OnlineEWC, empirical_fisher
-from sccl.strategies.lwf import LearningWithoutForgetting, classes_seen_up_to, distillation_loss
-from sccl.strategies.si import SynapticIntelligence
-from sccl.training import Batch, logits_of
+from sccl.cl.context import RunContext
+from sccl.cl.engine import run
+from sccl.cl.runs import RunConfig
+from sccl.cl.scenarios import Scenario, Task
+from sccl.cl.strategies import get_strategy
+from sccl.cl.strategies.ewc import OnlineEWC, empirical_fisher
+from sccl.cl.strategies.lwf import LearningWithoutForgetting, classes_seen_up_to, distillation_loss
+from sccl.cl.strategies.si import SynapticIntelligence
+from sccl.core.errors import ConfigError
+from sccl.core.results import read_json
+from sccl.learn.pretraining import PretrainConfig, pretrain
+from sccl.learn.training import Batch, logits_of
+from sccl.net.model import TRAINABLE_BY_DEPTH, RecurrentSNN
+from sccl.net.sparse_input import SparseInput
+
 
 CPU = torch.device("cpu")
 NO_TASKS = Scenario("sample_incremental", [Task("old", np.arange(2), np.arange(2)),
@@ -28,7 +30,7 @@ NO_TASKS = Scenario("sample_incremental", [Task("old", np.arange(2), np.arange(2
 
 
 def config(strategy, scenario="sample_incremental", **options):
-    return RunConfig(scenario=scenario, strategy=strategy, held_out=3, options=options)
+    return RunConfig.of(scenario=scenario, strategy=strategy, held_out=3, options=options)
 
 
 def context(net, trainable, scenario=NO_TASKS, task_batches=None):
@@ -318,7 +320,7 @@ def world(tmp_path_factory, embedded_tiny):
 @pytest.mark.parametrize("strategy, bytes_per_scalar", [("ewc", 8), ("si", 8), ("lwf", 4)])
 def test_each_runs_through_the_engine_over_ten_new_classes(world, tmp_path, strategy, bytes_per_scalar):
     ds, pre = world
-    cfg = RunConfig(scenario="progressive", strategy=strategy, epochs=1, batch_size=4, quiet=True,
+    cfg = RunConfig.of(scenario="progressive", strategy=strategy, epochs=1, batch_size=4, quiet=True,
                     pretrained=str(pre), options={"fisher_samples": 20} if strategy == "ewc" else {})
     s = read_json(run(cfg, ds, tmp_path) / "summary.json")
     assert np.array(s["accuracy_matrix"]).shape == (11, 11)

@@ -1,15 +1,15 @@
-"""sccl.replay: time compression / un-compression, bit-packed storage and its accounting, exact replay."""
+"""sccl.replay.memory: time compression / un-compression, bit-packed storage and its accounting, exact replay."""
 
 import math
 
 import pytest
 import torch
 
-from sccl.errors import ConfigError
-from sccl.model import RecurrentSNN, SparseInput
-from sccl.replay import (ReplayMemory, build_latent_memory, build_raw_memory, check_stored_steps, compress,
-                         generate_latents, uncompress)
-from sccl.training import Batch
+from sccl.core.errors import ConfigError
+from sccl.learn.training import Batch
+from sccl.net.model import RecurrentSNN, SparseInput
+from sccl.replay.building import build_latent_memory, build_raw_memory, generate_latents
+from sccl.replay.memory import ReplayMemory, check_stored_steps, compress, uncompress
 
 
 def bt(rows):

@@ -7,9 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from sccl import metrics, report
-from sccl.report_data import SUMMARY_COLUMNS, epoch_rows_of, load_runs, load_runs_in, seed_mean_std
-from sccl.results import read_csv, write_csv
+from sccl.cl import metrics
+from sccl.core.results import read_csv, write_csv
+from sccl.report import build as report
+from sccl.report.records import SUMMARY_COLUMNS, epoch_rows_of, load_runs, load_runs_in, seed_mean_std
+
 
 EPOCH_COLUMNS = ["strategy", "scenario", "held_out", "depth", "replay_batches", "stored_steps", "compression", "seed",
                  "task", "epoch", "loss", "old_acc", "new_acc", "all_acc", "memory_bits", "memory_bytes", "seconds"]
@@ -17,7 +19,7 @@ EPOCH_COLUMNS = ["strategy", "scenario", "held_out", "depth", "replay_batches", 
 
 def make_run(runs, scenario, strategy, R, counts, seed=0, held_out=None, depth=None, batches=0, stored=None,
              memory_bytes=0, synthetic=True, epochs=2, parameter_bytes=4000):
-    """A finished run folder as sccl.engine writes it: summary.json, epochs.csv, accuracy_matrix.csv (the
+    """A finished run folder as sccl.cl.engine writes it: summary.json, epochs.csv, accuracy_matrix.csv (the
     memory is a replay memory when there are replay batches, else regulariser state; ``parameter_bytes`` None:
     a run written before the learning state was kept)."""
     R = np.asarray(R, dtype=float)
@@ -177,7 +179,7 @@ def test_report_mentions_synthetic_data_and_every_table(world):
     assert report.SYNTHETIC_LABEL in lines[0] and lines[2] == "hand-made runs"
     assert all(report.SYNTHETIC_LABEL in line for line in lines if line.startswith("## "))
     assert all(report.SYNTHETIC_LABEL in line for line in lines if line.startswith("**Table "))
-    assert "BWT_t = mean over j < t of (R[t][j] - R[j][j])" in text  # from sccl.metrics' docstring
+    assert "BWT_t = mean over j < t of (R[t][j] - R[j][j])" in text  # from sccl.cl.metrics' docstring
     for needle in ("Sample-incremental (new speaker)", "Progressive class-incremental", "accuracy matrix R[i][j]",
                    "Compressed vs uncompressed latent replay", "10.0×", "| LR d2 n1 |",
                    "Pretrained models for sample_incremental", "No finished runs of: class_incremental, speakers."):
@@ -222,15 +224,30 @@ End.
 """
 
 
+# the other blocks, in a second file: the blocks may be spread over several files (--docs FILE FILE)
+OTHER = """# Results
+
+<!-- results:progressive -->
+<!-- /results:progressive -->
+<!-- results:speakers -->
+<!-- /results:speakers -->
+<!-- results:methods -->
+<!-- /results:methods -->
+<!-- results:tuning -->
+<!-- /results:tuning -->
+"""
+
+
 def test_readme_blocks_are_replaced_and_checked(world, tmp_path, capsys):
-    readme = tmp_path / "README.md"
+    readme, other = tmp_path / "README.md", tmp_path / "RESULTS.md"
     readme.write_text(README)
-    args = ["--results-dir", str(world["results"]), "--runs-dir", str(world["runs"]), "--readme", str(readme)]
+    other.write_text(OTHER)
+    args = ["--results-dir", str(world["results"]), "--runs-dir", str(world["runs"]), "--docs", str(readme), str(other)]
     assert report.main(args + ["--check"]) == 1
     printed = capsys.readouterr().out
-    assert readme.read_text() == README  # --check writes nothing
+    assert readme.read_text() == README and other.read_text() == OTHER  # --check writes nothing
     for name in ("sample_incremental", "compression", "class_incremental", "pretraining"):
-        assert f"'{name}'" in printed
+        assert f"{readme}: block '{name}' differs from the runs" in printed
     assert "not_a_block" not in printed
     assert report.main(args) == 0
     text = readme.read_text()
@@ -239,10 +256,43 @@ def test_readme_blocks_are_replaced_and_checked(world, tmp_path, capsys):
     assert "old table" not in text and "stale" not in text and "kept as it is" in text
     assert "_No finished class_incremental runs._" in text and "| compressed LR | 1 | 2 | 10 (or) |" in text
     assert "85.00 ± 7.07" in text  # pretrained test accuracy over two seeds
-    assert "seconds" not in text and "s / epoch" not in text
+    assert "seconds" not in text and "s / epoch" not in text  # only the methods block has timings
+    assert "| method | n |" in other.read_text() and "s / epoch" in other.read_text()
     assert report.main(args + ["--check"]) == 0
+    # --readme is the same flag under its old name
+    assert report.main(args[:4] + ["--readme", str(readme), str(other), "--check"]) == 0
     records, _ = load_runs(world["runs"])
     assert report.update_readme(readme, report.readme_blocks(records, []), check=True) == ["pretraining"]
+
+
+def test_a_block_in_none_of_the_files_fails_and_is_named(world, tmp_path, capsys):
+    """A block that moved to a file the command was not given is a failure, never a block left unchecked."""
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    args = ["--results-dir", str(world["results"]), "--runs-dir", str(world["runs"]), "--docs", str(readme)]
+    assert report.main(args) == 1  # the blocks it has are written, the missing ones named
+    printed = capsys.readouterr().out
+    for name in ("progressive", "speakers", "methods", "tuning"):
+        assert f"block '{name}' is in none of {readme}: add a line <!-- results:{name} -->" in printed
+    assert "| compressed LR | 1 | 2 | 10 (or) |" in readme.read_text()
+    assert report.main(args + ["--check"]) == 1
+    printed = capsys.readouterr().out
+    assert "block 'sample_incremental': identical" in printed and "block 'methods' is in none of" in printed
+
+
+def test_bare_docs_flag_takes_the_projects_block_files(world, tmp_path, monkeypatch, capsys):
+    assert report.BLOCK_FILES == ("docs/RESULTS.md",)
+    (tmp_path / "docs").mkdir()
+    results = tmp_path / "docs" / "RESULTS.md"
+    results.write_text("".join(f"<!-- results:{n} -->\n<!-- /results:{n} -->\n" for n in report.README_BLOCKS))
+    monkeypatch.chdir(tmp_path)
+    args = ["--results-dir", str(world["results"]), "--runs-dir", str(world["runs"])]
+    assert report.main(args + ["--docs"]) == 0
+    assert "docs/RESULTS.md: updated pretraining" in capsys.readouterr().out
+    assert report.main(args + ["--readme", "--check"]) == 0
+    (tmp_path / "README.md").write_text("# no blocks here\n")
+    assert report.main(args + ["--readme", "README.md", "--check"]) == 2  # the old CI line: loud, not silently empty
+    assert "README.md has no <!-- results:NAME --> marker" in capsys.readouterr().err
 
 
 def test_readme_without_markers_and_empty_runs(tmp_path, capsys):
@@ -258,7 +308,7 @@ def test_readme_without_markers_and_empty_runs(tmp_path, capsys):
 
 
 def test_every_method_is_one_row_named_by_what_makes_it_differ(tmp_path):
-    from sccl.report_methods import methods_tables
+    from sccl.report.methods import methods_tables
 
     runs = tmp_path / "runs"
     R = [[0.9, 0.1], [0.7, 0.5]]
@@ -294,7 +344,7 @@ def test_every_method_is_one_row_named_by_what_makes_it_differ(tmp_path):
 
 
 def test_the_compression_table_says_what_the_compression_lost(tmp_path):
-    from sccl.report_tables import compression_table
+    from sccl.report.tables import compression_table
 
     runs = tmp_path / "runs"
     for seed, lost in [(0, 0.4), (1, 0.6)]:
@@ -316,7 +366,7 @@ def test_the_compression_table_says_what_the_compression_lost(tmp_path):
 
 
 def test_the_compression_table_pairs_seeds_and_tests_the_difference(tmp_path):
-    from sccl.report_tables import compression_table
+    from sccl.report.tables import compression_table
 
     runs = tmp_path / "runs"
     # all after = (40 * R[1][0] + 10 * 0.5) / 50: uncompressed 0.74 at every seed; compressed 0.50, 0.58, 0.54
@@ -338,7 +388,7 @@ def test_the_compression_table_pairs_seeds_and_tests_the_difference(tmp_path):
 
 
 def test_paired_differences_pair_seeds_and_ids():
-    from sccl.report_data import paired_differences
+    from sccl.report.records import paired_differences
 
     def rec(seed, id_, v):
         return {"row": {"seed": seed, "held_out": id_, "all_after": v}}
@@ -351,7 +401,7 @@ def test_paired_differences_pair_seeds_and_ids():
 
 
 def test_paired_t_statistic_by_hand():
-    from sccl.report_data import paired_t, paired_t_rejects
+    from sccl.report.records import paired_t, paired_t_rejects
 
     # d = 1, 2, 3, 6: mean 3, sum of squares 14, std sqrt(14 / 3), t = 3 / (std / 2) = 2.7775 < 3.182 (3 df)
     assert paired_t([1, 2, 3, 6]) == pytest.approx(3 / (math.sqrt(14 / 3) / 2))
@@ -369,7 +419,7 @@ def test_paired_t_statistic_by_hand():
 
 
 def test_runs_written_before_aia_fwt_and_the_learning_state_leave_blank_cells(tmp_path):
-    from sccl.report_methods import methods_tables
+    from sccl.report.methods import methods_tables
 
     runs = tmp_path / "runs"
     folder = make_run(runs, "sample_incremental", "naive", [[0.9, 0.1], [0.3, 0.9]], [40, 10], 0, 2,
@@ -389,7 +439,7 @@ def test_runs_written_before_aia_fwt_and_the_learning_state_leave_blank_cells(tm
 def test_each_method_is_paired_with_naive_fine_tuning_seed_by_seed(tmp_path):
     """ACC − naive: per seed, the method's ACC minus naive's on the same seed; mean ± std in pp and the paired
     t-test's decision (differences 0.10, 0.20: t = 0.15 / (0.0707 / sqrt 2) = 3.0 < 12.706 at 1 df: no)."""
-    from sccl.report_methods import methods_tables
+    from sccl.report.methods import methods_tables
 
     runs = tmp_path / "runs"
     for strategy, accs in (("naive", (0.5, 0.6)), ("ewc", (0.6, 0.8))):

@@ -3,8 +3,9 @@ check like every other block."""
 
 import json
 
-from sccl.readme_check import compare_blocks
-from sccl.report_tuning import tuning_table
+from sccl.report.readme_check import compare_blocks
+from sccl.report.tuning import tuning_table
+
 
 RECORD = {"method": "ewc", "scenario": "class_incremental", "split": "paper_valid", "seeds": [3, 4],
           "grid": {"ewc_lambda": [0.1, 1.0, 10.0]}, "chosen": {"ewc_lambda": 1.0}, "chosen_mean": 0.6858,

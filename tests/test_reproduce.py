@@ -4,7 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sccl.results import read_csv
+from sccl.core.results import read_csv
+
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ["fig5a_accuracy_vs_epoch", "fig5b_accuracy_vs_depth", "accuracy_vs_memory", "fig6_progressive",

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sccl.results import read_json, write_json
+from sccl.core.results import read_json, write_json
 
 
 def test_json_output_is_strict_and_undefined_numbers_are_null(tmp_path):

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from sccl.errors import ConfigError, DataError
-from sccl.splits import Split, make_batches, make_split
+from sccl.core.errors import ConfigError, DataError
+from sccl.data.splits import Split, make_batches, make_split
+
 
 N = 2000
 RNG = np.random.default_rng(0)

@@ -13,19 +13,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sccl.data import load_shd, write_shd
-from sccl.datasets import SOURCE_CODES, detect
-from sccl.download import DEFAULT_BASE_URL, ensure_files
-from sccl.engine import run
-from sccl.errors import ConfigError, DataError
-from sccl.merge import ensure_merged, merge_folder
-from sccl.pretraining import PretrainConfig, pretrain
-from sccl.provenance import OFFICIAL_URL
-from sccl.results import read_csv, read_json
-from sccl.runs import RunConfig
-from sccl.splits import VALID_FRACTION, make_split
-from sccl.training import load_dataset
+from sccl.cl.engine import run
+from sccl.cl.runs import RunConfig
+from sccl.core.errors import ConfigError, DataError
+from sccl.core.results import read_csv, read_json
+from sccl.data.datasets import SOURCE_CODES, detect
+from sccl.data.download import DEFAULT_BASE_URL, ensure_files
+from sccl.data.hdf5 import load_shd, write_shd
+from sccl.data.merge import ensure_merged, merge_folder
+from sccl.data.provenance import OFFICIAL_URL
+from sccl.data.splits import VALID_FRACTION, make_split
+from sccl.learn.pretraining import PretrainConfig, pretrain
+from sccl.learn.training import load_dataset
 from tests.test_any_layout import layout_data
+
 
 ROOT = Path(__file__).resolve().parents[1]
 NB_CLASSES = 35
@@ -167,7 +168,7 @@ def ssc_runs(ssc, tmp_path_factory):
     common = dict(split="official", seed=0, epochs=2, batch_size=8, quiet=True)
     pre = pretrain(PretrainConfig("progressive", None, first_classes=tuple(range(25)), classes_per_step=5, **common),
                    ds, out)
-    folders = {s: run(RunConfig("progressive", s, first_classes=tuple(range(25)), classes_per_step=5,
+    folders = {s: run(RunConfig.of("progressive", s, first_classes=tuple(range(25)), classes_per_step=5,
                                 latent_depth=1 if s == "latent_replay" else None, replay_batches=1, **common), ds, out)
                for s in ("naive", "latent_replay")}
     return pre, folders
@@ -197,14 +198,14 @@ def test_without_validation_the_best_epoch_is_chosen_on_test_and_says_so(tmp_pat
     ds = load_dataset(write_pair(tmp_path / "data", 4, range(3), reps=3))
     common = dict(split="paper", seed=0, epochs=1, batch_size=8, quiet=True)
     pretrain(PretrainConfig("class_incremental", 1, **common), ds, tmp_path / "out")
-    folder = run(RunConfig("class_incremental", "naive", held_out=1, **common), ds, tmp_path / "out")
+    folder = run(RunConfig.of("class_incremental", "naive", held_out=1, **common), ds, tmp_path / "out")
     summary = read_json(folder / "summary.json")
     assert summary["best"]["selected_on"] == "test" and "valid_accuracy_matrix" not in summary
     assert "valid_all_acc" not in read_csv(folder / "epochs.csv")[0]
 
 
 def test_a_sweep_passes_max_time_to_the_pretraining_it_starts(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "sccl.cl_sweep", "--scenario", "progressive", "--strategies", "naive",
+    r = subprocess.run([sys.executable, "-m", "sccl.cli.cl_sweep", "--scenario", "progressive", "--strategies", "naive",
                         "--data-dir", str(tmp_path / "none"), "--out-dir", str(tmp_path / "runs"), "--max-time",
                         "auto", "--dry-run"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
@@ -217,8 +218,8 @@ def test_batches_too_large_to_hold_are_built_one_at_a_time_with_the_same_result(
     """SSC's training file does not fit in memory as built batches: over the budget they are built when used."""
     import torch
 
-    import sccl.training
-    from sccl.training import LazyBatches, input_batches
+    import sccl.learn.training
+    from sccl.learn.training import LazyBatches, input_batches
     from tests.test_any_layout import write_pair
 
     ds = load_dataset(write_pair(tmp_path / "data", 4, range(3), reps=4))
@@ -229,7 +230,7 @@ def test_batches_too_large_to_hold_are_built_one_at_a_time_with_the_same_result(
     weights = {}
     for budget in (None, 0):
         if budget is not None:
-            monkeypatch.setattr(sccl.training, "BATCH_MEMORY_BYTES", budget)
+            monkeypatch.setattr(sccl.learn.training, "BATCH_MEMORY_BYTES", budget)
         folder = pretrain(PretrainConfig("class_incremental", 1, epochs=2, batch_size=8, quiet=True), ds,
                           tmp_path / f"out{budget}")
         weights[budget] = torch.load(folder / "model.pt", weights_only=True)
@@ -239,7 +240,7 @@ def test_batches_too_large_to_hold_are_built_one_at_a_time_with_the_same_result(
 
 
 def test_binning_straight_from_the_file_equals_binning_the_loaded_spikes(ssc):
-    from sccl.data import bin_spikes, load_binned
+    from sccl.data.hdf5 import bin_spikes, load_binned
 
     data = load_shd(ssc)
     streamed = load_binned(ssc, nb_steps=50, max_time=0.9, use_cache=False, nb_units=700)

@@ -1,4 +1,4 @@
-"""Adding a strategy is one file in sccl/strategies/: the registry finds it, the command line gets its flags, the
+"""Adding a strategy is one file in sccl/cl/strategies/: the registry finds it, the command line gets its flags, the
 engine calls its hooks (the example of docs/ARCHITECTURE.md)."""
 
 import os
@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sccl.continual_cli import build_parser, config_from_args
-from sccl.engine import RunContext, fit_task
-from sccl.model import RecurrentSNN
-from sccl.scenarios import Scenario, Task
-from sccl.strategies import REGISTRY
-from sccl.training import Batch
+from sccl.cl.context import RunContext
+from sccl.cl.engine import fit_task
+from sccl.cl.scenarios import Scenario, Task
+from sccl.cl.strategies import REGISTRY
+from sccl.cli.continual import build_parser, config_from_args
+from sccl.learn.training import Batch
+from sccl.net.model import RecurrentSNN
+
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = '''
 import torch
 
-from sccl.strategies.base import Flag, Strategy
+from sccl.cl.strategies.base import Flag, Strategy
 
 
 class Anchored(Strategy):
@@ -47,11 +49,11 @@ class Anchored(Strategy):
 def test_one_new_file_is_a_registered_strategy_with_flags_and_hooks(tmp_path):
     package = tmp_path / "sccl"
     shutil.copytree(ROOT / "sccl", package, ignore=shutil.ignore_patterns("__pycache__"))
-    (package / "strategies" / "anchored.py").write_text(PLUGIN)
+    (package / "cl" / "strategies" / "anchored.py").write_text(PLUGIN)
     probe = '''
 import torch
-from sccl.strategies import REGISTRY
-from sccl.continual_cli import build_parser, config_from_args
+from sccl.cl.strategies import REGISTRY
+from sccl.cli.continual import build_parser, config_from_args
 cls = REGISTRY["anchored"]
 args = build_parser("anchored", "sample_incremental").parse_args(["--speaker", "3", "--anchor-weight", "2"])
 cfg = config_from_args(args, "anchored", "sample_incremental")

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from sccl import cl_sweep
-from sccl.cli import run_cli
-from sccl.continual_cli import main_any
-from sccl.errors import ConfigError
-from sccl.pretraining import PretrainConfig, load_pretrained, pretrain
-from sccl.sweep import Job, failure_summary, run_jobs
+from sccl.cli import cl_sweep
+from sccl.cli.continual import main_any
+from sccl.core.entry import run_cli
+from sccl.core.errors import ConfigError
+from sccl.jobs.sweep import Job, failure_summary, run_jobs
+from sccl.learn.pretraining import PretrainConfig, load_pretrained, pretrain
+
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,7 +81,7 @@ def test_a_good_sweep_passes_the_checks_and_its_sets_reach_their_runs(embedded_t
                       "--set", "latent_replay.ewc-lambda=2")
     assert run_cli(cl_sweep.main, argv) == 0
     planned = [line for line in capsys.readouterr().out.splitlines()
-               if "would run:" in line and "continual_cli" in line]
+               if "would run:" in line and "sccl.cli.continual" in line]
     lambdas = sorted(line.split("--ewc-lambda ")[1].split()[0] for line in planned)
     assert lambdas == ["0", "10", "2", "2"]  # ewc at 0 and 10; latent replay (none and ewc) with the hosted value
     assert not out.exists()
@@ -88,7 +89,7 @@ def test_a_good_sweep_passes_the_checks_and_its_sets_reach_their_runs(embedded_t
 
 def test_a_bad_value_from_the_command_line_prints_no_other_parser_s_usage(embedded_tiny, tmp_path):
     out = tmp_path / "runs"
-    r = subprocess.run([sys.executable, "-m", "sccl.cl_sweep", *sweep_argv(embedded_tiny.path.parent, out,
+    r = subprocess.run([sys.executable, "-m", "sccl.cli.cl_sweep", *sweep_argv(embedded_tiny.path.parent, out,
                                                                          "--strategies", "ewc", "--set",
                                                                          "ewc.ewc-lambda=abc")],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
@@ -128,7 +129,7 @@ def test_bad_input_is_attempted_once_and_a_crash_is_retried(tmp_path, capsys):
 def test_a_python_run_refused_with_exit_2_in_a_worker_is_not_retried(tmp_path, capsys):
     count = tmp_path / "attempts"
     script = tmp_path / "refuses.py"
-    script.write_text("import sys\nfrom sccl.cli import run_cli\nfrom sccl.errors import ConfigError\n\n\n"
+    script.write_text("import sys\nfrom sccl.core.entry import run_cli\nfrom sccl.core.errors import ConfigError\n\n\n"
                       "def main(argv=None):\n"
                       f"    with open({str(count)!r}, 'a') as fh:\n        fh.write('attempt\\n')\n"
                       "    raise ConfigError('--energy must be in (0, 1], got 1.5')\n\n\n"

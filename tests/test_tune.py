@@ -1,4 +1,4 @@
-"""sccl.tune: settings chosen on validation data only, over several seeds, recorded where the defaults table reads."""
+"""sccl.cli.tune: settings chosen on validation data only, over several seeds, recorded where the defaults table reads."""
 
 import json
 import sys
@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from sccl import defaults
-from sccl.errors import ConfigError
-from sccl.tune import main, parse_grid, resolve_method
-from sccl.tune_plan import HELD_OUT, PLANS
-from sccl.tune_select import Dim, choose, valid_score, write_tuned
+from sccl.cli.tune import main, parse_grid, resolve_method
+from sccl.cli.tune_plan import HELD_OUT, PLANS
+from sccl.cli.tune_select import Dim, choose, valid_score, write_tuned
+from sccl.core import defaults
+from sccl.core.errors import ConfigError
+
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +29,7 @@ def fake_summary(valid_acc: float, test_acc: float) -> dict:
 
 
 def scores_of(records: dict) -> dict:
-    """{value: {seed: summary}} -> the chooser's input, read as sccl.tune reads the runs."""
+    """{value: {seed: summary}} -> the chooser's input, read as sccl.cli.tune reads the runs."""
     return {(v,): {s: valid_score(summary) for s, summary in by_seed.items()} for v, by_seed in records.items()}
 
 
@@ -141,7 +142,7 @@ def test_a_tiny_tuning_writes_its_record_and_the_defaults_table_reads_the_choice
     assert all(set(c["scores"]) == {"3", "4"} and c["mean"] is not None for c in run["candidates"])
     best = max(run["candidates"], key=lambda c: (c["mean"], -c["values"]["lwf_alpha"]))
     assert run["chosen"] == best["values"] and "edge of the grid" in run["warnings"][0]
-    assert run["data"]["sha256"] and run["command"].startswith("python -m sccl.tune --method lwf") and run["date"]
+    assert run["data"]["sha256"] and run["command"].startswith("python -m sccl.cli.tune --method lwf") and run["date"]
     assert record["defaults"] == {"ewc": {"ewc_lambda": 5.0}, "lwf": run["chosen"]}
     assert [r["method"] for r in record["runs"]] == ["ewc", "lwf"]
     try:

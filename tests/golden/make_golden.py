@@ -7,7 +7,7 @@ The runs are the scripts' own command lines (the same before and after any refac
 with the code before the continual-learning engine refactor (commit 18e783e); regenerate it only when a change
 of numbers is intended, and say so in the commit.
 
-Float32 results depend on the CPU's kernels (:mod:`sccl.numerics`), so the file holds one record per numerics
+Float32 results depend on the CPU's kernels (:mod:`sccl.core.numerics`), so the file holds one record per numerics
 fingerprint; the test compares against the record of its machine's fingerprint. The first record (AVX2 machines,
 fingerprint unknown when it was made) was lost when the file became per-fingerprint; the AVX-512 record was made
 with the code of commit b7e020e, whose numbers had been checked equal to the pre-refactor ones on that machine;
@@ -21,6 +21,7 @@ import json
 import runpy
 import sys
 from pathlib import Path
+
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).with_name("golden.json")
@@ -69,8 +70,8 @@ def run_script(script: str, argv: list[str]) -> None:
 
 def make_world(root: Path) -> tuple[Path, Path]:
     """Tiny embedded dataset + the three pretrained models (2 epochs, batch 16)."""
-    from sccl.merge import ensure_merged
-    from sccl.offline import generate_dataset
+    from sccl.data.merge import ensure_merged
+    from sccl.data.offline import generate_dataset
 
     data, runs = root / "data", root / "runs"
     generate_dataset(data, size="tiny", seed=0)
@@ -83,7 +84,7 @@ def make_world(root: Path) -> tuple[Path, Path]:
 
 def record_runs(data: Path, runs: Path) -> list[dict]:
     """Run every golden command and return its numbers, in RUNS order."""
-    from sccl.results import read_csv, read_json
+    from sccl.core.results import read_csv, read_json
 
     out = []
     for script, argv in RUNS:
@@ -128,7 +129,7 @@ def load_golden() -> dict:
 def main() -> None:
     import tempfile
 
-    from sccl.numerics import describe, fingerprint
+    from sccl.core.numerics import describe, fingerprint
 
     with tempfile.TemporaryDirectory() as tmp:
         data, runs = make_world(Path(tmp))

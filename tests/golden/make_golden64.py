@@ -2,7 +2,7 @@
 
     python tests/golden/make_golden64.py          # rewrites tests/golden/golden64.json
 
-Float32 results depend on the CPU's kernels (:mod:`sccl.numerics`), so the float32 golden file (``make_golden.py``)
+Float32 results depend on the CPU's kernels (:mod:`sccl.core.numerics`), so the float32 golden file (``make_golden.py``)
 is compared only on machines with the fingerprint it was recorded on. In float64 the kernels' summation orders
 move a value by ~1e-16 relative instead of ~1e-7, and that stays far below the test's tolerance, provided the run
 is short: training this network amplifies any difference about 30-fold per optimiser step (Adamax divides each
@@ -10,10 +10,10 @@ gradient by its own size, the surrogate gradient is steep near the threshold), s
 runs of two CPUs part (a spike flips). Hence the world is built for few steps per run: one pretraining step (batch
 128), then tasks of ~16 samples at batch 16 (one new-data step per task, plus the replay batches).
 
-The mechanism: :func:`float64` sets torch's default dtype, so :class:`sccl.model.RecurrentSNN` draws float64
+The mechanism: :func:`float64` sets torch's default dtype, so :class:`sccl.net.model.RecurrentSNN` draws float64
 weights, and everything downstream follows the weights' dtype (inputs, kernels, optimiser state). Nothing in the
 package reads it; float32 runs are unchanged. HLOP's Hebbian subspace (``projection --subspace hebbian``) keeps
-float32 rows (``sccl/subspace.py``) and is therefore not in :data:`RUNS`.
+float32 rows (``sccl/learn/subspace.py``) and is therefore not in :data:`RUNS`.
 
 The world: the tiny embedded dataset, the speakers scenario with speakers 0-9 pretrained and 10, 11 arriving one
 at a time (two tasks: SI, EWC, LwF and projection use what they consolidated after the first), and one run of every
@@ -31,6 +31,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -81,7 +82,8 @@ def float64():
 def epoch_numbers(out: list):
     """Append (loss, sum of squares of the trained weights) at full precision after every training epoch of the
     pretraining and of the engine."""
-    from sccl import engine, pretraining
+    from sccl.cl import engine
+    from sccl.learn import pretraining
 
     originals = {m: m.train_epoch for m in (engine, pretraining)}
 
@@ -106,11 +108,11 @@ def record(root: Path, runs_to_do: list | None = None, in_float64: bool = True) 
     """Make the world under ``root`` and run the pretraining and ``runs_to_do`` (default :data:`RUNS`) in float64
     (``in_float64=False``: in torch's default dtype, to show the test sees the difference):
     {"pretraining": [[loss, weights], ...], "runs": [...]}."""
-    from sccl import pretrain_cli
-    from sccl.continual_cli import main_any
-    from sccl.merge import ensure_merged
-    from sccl.offline import generate_dataset
-    from sccl.results import read_csv, read_json
+    from sccl.cli import pretrain as pretrain_cli
+    from sccl.cli.continual import main_any
+    from sccl.core.results import read_csv, read_json
+    from sccl.data.merge import ensure_merged
+    from sccl.data.offline import generate_dataset
 
     data, runs = root / "data", root / "runs"
     generate_dataset(data, size="tiny", seed=0)

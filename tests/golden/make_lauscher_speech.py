@@ -1,4 +1,4 @@
-"""Write tests/golden/lauscher_speech.json: lauscher's spikes on the espeak-ng word corpus (sccl.speech_corpus),
+"""Write tests/golden/lauscher_speech.json: lauscher's spikes on the espeak-ng word corpus (sccl.audio.speech_corpus),
 as spike counts per band of channels, with the corpus itself (int16 samples) and its SHA-256.
 
 lauscher takes ~90 CPU-s per second of 16 kHz audio (~4 min for this corpus); it draws from numpy's global
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sccl.audio import lauscher_spikes
-from sccl.speech_corpus import CORPUS_RATE, VOICE, as_waveform, corpus_sha256, encode_pcm, make_corpus
+from sccl.audio.convert import lauscher_spikes
+from sccl.audio.speech_corpus import CORPUS_RATE, VOICE, as_waveform, corpus_sha256, encode_pcm, make_corpus
+
 
 GOLDEN = Path(__file__).with_name("lauscher_speech.json")
 N_CHANNELS, BAND, SEED = 700, 10, 0
@@ -42,7 +43,7 @@ def main() -> None:
             args.dump_spikes.mkdir(parents=True, exist_ok=True)
             np.savez(args.dump_spikes / f"{word}.npz", times=times, units=units)
     from importlib.metadata import version
-    golden = {"about": "lauscher's spikes per band of channels on sccl.speech_corpus; made by "
+    golden = {"about": "lauscher's spikes per band of channels on sccl.audio.speech_corpus; made by "
                        "tests/golden/make_lauscher_speech.py",
               "lauscher": version("lauscher"), "espeakng_loader": version("espeakng-loader"), "voice": VOICE,
               "rate": CORPUS_RATE, "n_channels": N_CHANNELS, "band": BAND, "seed": SEED,
