@@ -24,6 +24,7 @@ from sccl.data.offline import generate_dataset
 from sccl.data.splits import make_batches
 from sccl.learn.pretraining import PretrainConfig, load_pretrained, pretrain
 from sccl.learn.training import load_dataset
+from sccl.net.footprint import activation_bytes
 from sccl.report.records import gather
 
 
@@ -99,6 +100,15 @@ def test_every_strategy_runs_in_every_scenario_and_writes_r(world, tmp_path, sce
     assert (state["regularizer_bytes"] > 0) == ("state" in keeps)
     assert (state["replay_memory_bytes"] > 0) == ("replay" in keeps)
     assert state["total_bytes"] == 12 * trained + s["memory_bytes_stored"]
+    # the whole learner: the learning state, the frozen weights, a step's activations and its batch
+    foot, depth = s["footprint"], REGISTRY[strategy].cut_depth(c)
+    frozen = sum(p.numel() for n, p in params.items() if n in s["frozen_parameters"])
+    assert foot["learning_state_bytes"] == state["total_bytes"] and foot["frozen_parameter_bytes"] == 4 * frozen
+    assert foot["activation_bytes"] == activation_bytes((200, 100, 50), 20, depth, BS[scenario], 100)
+    assert foot["activation_bytes_batch1"] == activation_bytes((200, 100, 50), 20, depth, 1, 100)
+    assert foot["whole_learner_bytes"] == (state["total_bytes"] + 4 * frozen + foot["activation_bytes"]
+                                           + foot["batch_bytes"])
+    assert foot["whole_learner_bytes_batch1"] < foot["whole_learner_bytes"]
     lost = s["diagnostics"].get("compression")
     columns = REGISTRY[strategy].memory_columns(c, ds.binned.nb_steps)
     assert {k: rows[0][k] for k in columns} == {k: str(v) for k, v in columns.items()}  # as the strategy says

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import torch
 
-from sccl.cl.engine import OPTIMIZER_STATE_TENSORS, learning_state_of
+from sccl.cl.footprint import OPTIMIZER_STATE_TENSORS, learning_state_of
 from sccl.cl.runs import RunConfig
 from sccl.cl.strategies import get_strategy
 from sccl.net.model import RecurrentSNN

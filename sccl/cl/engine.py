@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from sccl.cl import metrics
 from sccl.cl.context import RunContext, cached_batches
+from sccl.cl.footprint import footprint_of, learning_state_of
 from sccl.cl.runs import RunConfig, pretrained_dir, run_folder
 from sccl.cl.scenarios import HELD_OUT_FLAG, Scenario, from_split
 from sccl.cl.strategies import Strategy, get_strategy
@@ -34,7 +35,6 @@ from sccl.net.model import RecurrentSNN
 
 
 EVAL_BATCH = 256
-OPTIMIZER_STATE_TENSORS = 2  # fit_task's Adamax keeps exp_avg and exp_inf, each of its parameter's size
 
 
 class RunLog:
@@ -307,14 +307,6 @@ def _run(cfg: RunConfig, cls: type[Strategy], ds: Dataset, pre_dir: Path, folder
         f"{strategy.memory_bits_analytic} bits analytic, {strategy.memory_bytes_stored} bytes stored")
 
 
-def learning_state_of(strategy: Strategy) -> dict[str, int]:
-    """The bytes a run holds to go on learning (:func:`sccl.cl.metrics.learning_state`): the strategy's replay memory
-    and regulariser state, its trained parameters and their Adamax state."""
-    parameter_bytes = sum(p.numel() * p.element_size() for p in strategy.trained_parameters().values())
-    return metrics.learning_state(parameter_bytes, strategy.replay_memory_bytes, strategy.memory_bytes_stored,
-                                  OPTIMIZER_STATE_TENSORS)
-
-
 def build_summary(cfg, ds, pre_dir, pre_config, scenario, evaluate, matrix, rows, strategy, replay_acc,
                   memory_per_task, trainable, net, pred, y, stamp, baseline=None) -> dict:
     """summary.json of a finished run (``baseline``: FWT's random-init accuracy per task, or None)."""
@@ -342,6 +334,7 @@ def build_summary(cfg, ds, pre_dir, pre_config, scenario, evaluate, matrix, rows
         "memory_bits_analytic": strategy.memory_bits_analytic, "memory_bytes_stored": strategy.memory_bytes_stored,
         "memory": strategy.describe_memory(), "memory_per_task": memory_per_task,
         "learning_state": learning_state_of(strategy),
+        "footprint": footprint_of(strategy, net, strategy.cut_depth(cfg), cfg.batch_size, ds.binned.nb_steps),
         "diagnostics": strategy.diagnostics(),
         "seconds_per_epoch": round(float(np.mean(epoch_seconds)), 4) if epoch_seconds else None,
         "per_class_accuracy": {str(int(c)): float((pred[y == c] == c).mean()) for c in np.unique(y)},
