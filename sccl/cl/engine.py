@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from sccl.cl import metrics
 from sccl.cl.context import RunContext, cached_batches
-from sccl.cl.footprint import footprint_of, learning_state_of
+from sccl.cl.footprint import footprint_of, learning_state_of, value_bytes_of
 from sccl.cl.runs import RunConfig, pretrained_dir, run_folder
 from sccl.cl.scenarios import HELD_OUT_FLAG, Scenario, from_split
 from sccl.cl.strategies import Strategy, get_strategy
@@ -30,7 +30,9 @@ from sccl.core.locks import check_writable, folder_lock
 from sccl.core.results import write_csv, write_json
 from sccl.data.splits import make_batches
 from sccl.learn.pretraining import is_finished, load_pretrained
+from sccl.learn.quantize import LowPrecision, check_precision
 from sccl.learn.training import Batch, Dataset, accuracy, check_training_settings, input_batches, predict, train_epoch
+from sccl.net.activity import inference_activity, neurobench_record, training_step_activity
 from sccl.net.model import RecurrentSNN
 
 
@@ -116,14 +118,20 @@ def random_init_accuracy(net, ds: Dataset, scenario: Scenario, seed: int, device
 
 def fit_task(net, strategy: Strategy, i: int, new: list[Batch], epochs: int, lr: float, trainable: tuple[str, ...],
              evaluate: Evaluator, quiet: bool = True, on_row: Callable[[dict], None] | None = None,
-             validation: Evaluator | None = None, eval_every: int = 1) -> list[dict]:
+             validation: Evaluator | None = None, eval_every: int = 1, precision: str = "float32",
+             shadows: dict | None = None) -> list[dict]:
     """Train on task ``i`` for ``epochs`` epochs (a fresh Adamax over ``trainable``) and return its rows: epoch 0
     (before training) and every epoch's loss, pooled old / new / all accuracy (and, with ``validation``, the same
     on the validation sets as ``valid_*``), memory and seconds. The accuracies are measured at epoch 0, after every
     ``eval_every``-th epoch and after the last, and left blank ("") in the other rows: evaluation never changes
-    what is trained, so the run's results are the same whatever ``eval_every``."""
-    optimizer = torch.optim.Adamax([p for n, p in net.named_parameters() if n in trainable], lr=lr,
-                                   betas=(0.9, 0.999))
+    what is trained, so the run's results are the same whatever ``eval_every``. ``precision`` int16 / int8: the
+    trained weights run at that precision with 16-bit shadow weights and optimiser state
+    (:class:`sccl.learn.quantize.LowPrecision`; ``shadows``: the previous task's, updated in place)."""
+    params = {n: p for n, p in net.named_parameters() if n in trainable}
+    optimizer = torch.optim.Adamax(list(params.values()), lr=lr, betas=(0.9, 0.999))
+    low = LowPrecision(precision, params, optimizer, shadows=shadows)
+    low.start()
+    edit_gradients, after_step = low.compose(strategy.edit_gradients, strategy.after_step)
     rows = []
 
     sets = [("", evaluate)] + ([("valid_", validation)] if validation is not None else [])
@@ -146,9 +154,10 @@ def fit_task(net, strategy: Strategy, i: int, new: list[Batch], epochs: int, lr:
         t0 = time.perf_counter()
         batches = strategy.epoch_batches(new)
         with tqdm(total=len(batches), desc=f"task {i} epoch {epoch}/{epochs}", leave=False, disable=quiet) as bar:
-            loss, _ = train_epoch(net, optimizer, batches, bar, strategy.extra_loss, strategy.edit_gradients,
-                                  strategy.after_step)
+            loss, _ = train_epoch(net, optimizer, batches, bar, strategy.extra_loss, edit_gradients, after_step)
         record(epoch, loss, time.perf_counter() - t0)
+    if shadows is not None:
+        shadows.update(low.shadows)
     return rows
 
 
@@ -162,6 +171,7 @@ def validate(cfg: RunConfig, nb_steps: int) -> type[Strategy]:
     check_training_settings(cfg.epochs, cfg.lr, cfg.batch_size, cfg.seed)
     if isinstance(cfg.eval_every, bool) or not isinstance(cfg.eval_every, int) or cfg.eval_every < 1:
         raise ConfigError(f"--eval-every must be a positive whole number of epochs, got {cfg.eval_every}")
+    check_precision(cfg.precision)
     if (cfg.held_out is not None) != (cfg.scenario in HELD_OUT_FLAG):
         raise ConfigError(f"the {cfg.scenario} scenario " + ("takes no held-out id" if cfg.held_out is not None
                                                              else "needs a held-out speaker or class"))
@@ -234,6 +244,12 @@ def _run(cfg: RunConfig, cls: type[Strategy], ds: Dataset, pre_dir: Path, folder
                               f"{cfg.batch_size} (use --keep-last or a smaller --batch-size)")
         new_index.append(idx)
     trainable = tuple(cls.trainable(cfg, net))
+    # reduced precision: frozen weights rounded once, trained ones held at their forward value from the start (so
+    # the cached activity at the cut and row 0 of R are the quantised network's); nothing changes at float32
+    low = LowPrecision(cfg.precision, {n: p for n, p in net.named_parameters() if n in trainable})
+    low.freeze({n: p for n, p in net.named_parameters() if n not in trainable})
+    low.start()
+    shadows = dict(low.shadows)
     ctx = RunContext(net, ds, device, scenario, log, depth, trainable, cfg.batch_size, {})
     strategy = cls(cfg, ctx)
     evaluate = Evaluator(net, ds, scenario, depth, device, view=strategy.view)
@@ -279,7 +295,9 @@ def _run(cfg: RunConfig, cls: type[Strategy], ds: Dataset, pre_dir: Path, folder
             for c in task.new_classes:
                 reinit_readout_column(net, c, scenario.readout_seed(cfg.seed, c))
         fit_task(net, strategy, i, strategy.view(ctx.task_batches[i]), cfg.epochs, cfg.lr, trainable, evaluate,
-                 cfg.quiet, on_row, validation, cfg.eval_every)
+                 cfg.quiet, on_row, validation, cfg.eval_every, cfg.precision, shadows)
+        if i == len(scenario) - 1:  # the activity of one training step, on the last task's first batch
+            step_activity = training_step_activity(net, strategy.view(ctx.task_batches[i][:1])[0], depth)
         correct, pred, y = evaluate()
         matrix.append(evaluate.row(correct))
         if validation:
@@ -291,6 +309,10 @@ def _run(cfg: RunConfig, cls: type[Strategy], ds: Dataset, pre_dir: Path, folder
                                 "bytes": strategy.memory_bytes_stored})
         log(f"after task {i} ({task.name}): accuracy per task " + " ".join(f"{a:.3f}" for a in matrix[-1]))
 
+    # NeuroBench-style activity: the whole network on every task's test samples, and one training step
+    test_index = [b for task in scenario.tasks for b in make_batches(task.test, EVAL_BATCH, drop_last=False)]
+    write_json(folder / "neurobench.json",
+               neurobench_record(inference_activity(net, input_batches(ds, test_index, device)), step_activity))
     write_csv(folder / "accuracy_matrix.csv",
               [{"after_task": i, **{f"task_{j}": round(a, 6) for j, a in enumerate(r)}} for i, r in enumerate(matrix)])
     summary = build_summary(cfg, ds, pre_dir, pre_config, scenario, evaluate, matrix, rows, strategy, replay_acc,
@@ -333,8 +355,9 @@ def build_summary(cfg, ds, pre_dir, pre_config, scenario, evaluate, matrix, rows
         "replay_memory_accuracy": replay_acc,
         "memory_bits_analytic": strategy.memory_bits_analytic, "memory_bytes_stored": strategy.memory_bytes_stored,
         "memory": strategy.describe_memory(), "memory_per_task": memory_per_task,
-        "learning_state": learning_state_of(strategy),
-        "footprint": footprint_of(strategy, net, strategy.cut_depth(cfg), cfg.batch_size, ds.binned.nb_steps),
+        "learning_state": learning_state_of(strategy, value_bytes_of(cfg.precision)),
+        "footprint": footprint_of(strategy, net, strategy.cut_depth(cfg), cfg.batch_size, ds.binned.nb_steps,
+                                  value_bytes_of(cfg.precision)),
         "diagnostics": strategy.diagnostics(),
         "seconds_per_epoch": round(float(np.mean(epoch_seconds)), 4) if epoch_seconds else None,
         "per_class_accuracy": {str(int(c)): float((pred[y == c] == c).mean()) for c in np.unique(y)},

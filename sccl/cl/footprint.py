@@ -16,10 +16,20 @@ of its optimiser state and of a frozen parameter).
 from __future__ import annotations
 
 from sccl.cl import metrics
+from sccl.learn.quantize import state_bytes
 from sccl.net.footprint import activation_bytes, batch_bytes
 
 
 OPTIMIZER_STATE_TENSORS = 2  # fit_task's Adamax keeps exp_avg and exp_inf, each of its parameter's size
+
+
+def value_bytes_of(precision: str) -> dict | None:
+    """Bytes a value of a trained parameter, of its optimiser state and of a frozen parameter at a reduced
+    ``precision`` (:func:`sccl.learn.quantize.state_bytes`); None at float32 (the parameters' own dtype)."""
+    if precision == "float32":
+        return None
+    one = state_bytes(precision, 1, 1)
+    return {"trained": one["trained_weights"], "optimizer": one["optimizer_state"], "frozen": one["frozen_weights"]}
 
 
 def _bytes(params, per_value: int | None) -> int:

@@ -29,7 +29,7 @@ from sccl.learn.pretraining import is_finished, run_dir
 
 NOT_IN_STAMP = {"threads", "quiet"}  # settings that do not change results
 #: settings added later: in the stamp only when not at this default, so that earlier runs keep their stamps
-STAMPED_WHEN_SET = {"first_classes": None, "classes_per_step": 1, "eval_every": 1}
+STAMPED_WHEN_SET = {"first_classes": None, "classes_per_step": 1, "eval_every": 1, "precision": "float32"}
 SCENARIO_DEFAULTED = ("epochs", "lr", "batch_size")
 #: replay settings that every run's stamp holds at its top level, as it did before they became the replay
 #: strategies' options: a run's own value, else this (so that earlier run folders keep their names)
@@ -40,7 +40,7 @@ TOP_LEVEL_OPTIONS = {"latent_depth": None, "replay_batches": 0, "stored_steps": 
 SETTINGS_ORDER = ("scenario", "strategy", "held_out", "split", "epochs", "lr", "seed", "device", "threads",
                   "batch_size", "latent_depth", "replay_batches", "stored_steps", "compression", "schedule",
                   "float16_currents", "keep_last", "reinit_readout", "class_mixed", "first_speakers", "first_classes",
-                  "classes_per_step", "eval_every", "pretrained", "quiet", "options")
+                  "classes_per_step", "eval_every", "precision", "pretrained", "quiet", "options")
 
 
 @dataclass
@@ -65,6 +65,7 @@ class RunConfig:
     first_classes: tuple[int, ...] | None = None  # progressive: the pretraining's classes (default: first half)
     classes_per_step: int = 1  # progressive: classes per later task
     eval_every: int = 1  # test accuracy after every k-th epoch of a task (and always after its last)
+    precision: str = "float32"  # or int16 / int8: weights and optimiser state at fixed point (sccl.learn.quantize)
     pretrained: str | None = None  # a pretraining run folder (default: found in the output folder)
     quiet: bool = False
     options: dict = field(default_factory=dict)  # the strategy's own settings
@@ -116,6 +117,8 @@ class RunConfig:
         if self.scenario == "progressive" and self.classes_per_step != 1:
             parts.append(f"k{self.classes_per_step}")
         parts += get_strategy(self.strategy).label_parts(self)
+        if self.precision != "float32":
+            parts.append(self.precision)
         return "-".join(parts + [f"seed{self.seed}"])
 
 

@@ -28,6 +28,7 @@ from sccl.data.splits import SCENARIOS, SPLIT_HELP, SPLITS
 from sccl.jobs.launch import add_launcher_flags, launch
 from sccl.jobs.study_fit import check_runs_fit
 from sccl.jobs.sweep import Job, failure_summary, id_list, parse_int_list, pretrain_job
+from sccl.learn.quantize import PRECISIONS, check_precision
 from sccl.report.records import gather
 
 
@@ -69,6 +70,8 @@ def add_sweep_flags(p: argparse.ArgumentParser, scenario: str) -> None:
     p.add_argument("--set", action="append", default=[], dest="sets", metavar="STRATEGY.FLAG=V1,V2",
                    help="sweep a strategy's own flag over values, e.g. ewc.ewc-lambda=10,100 or "
                         "latent_replay.regularizer=none,ewc (repeatable; every combination runs)")
+    p.add_argument("--precisions", default="float32",
+                   help=f"comma-separated from {', '.join(PRECISIONS)}: every run at each (default: %(default)s)")
     p.add_argument("--seeds", default="0")
     p.add_argument("--epochs", type=int, default=SCENARIO[scenario]["epochs"], help="(default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=SCENARIO[scenario]["batch_size"])
@@ -175,6 +178,7 @@ def expand(args, scenario: str, data_file=None) -> list[tuple[str, list[str]]]:
     if getattr(args, "eval_every", 1) < 1:
         raise ConfigError(f"--eval-every must be a positive whole number of epochs, got {args.eval_every}")
     own = strategy_runs(args, scenario)
+    precisions = [check_precision(p) for p in getattr(args, "precisions", "float32").split(",")]
     if scenario in ID_FLAGS:
         held = [[HELD_OUT_FLAG[scenario], str(i)] for i in id_list(args.ids, data_file, ID_FLAGS[scenario][1])]
     elif scenario == "speakers":
@@ -195,7 +199,9 @@ def expand(args, scenario: str, data_file=None) -> list[tuple[str, list[str]]]:
         for ids in held:
             base = ids + ["--seed", str(seed), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
             base += ["--eval-every", str(args.eval_every)] if getattr(args, "eval_every", 1) != 1 else []
-            runs += [(strategy, base + argv) for strategy, argv in own]
+            for precision in precisions:
+                at = [] if precision == "float32" else ["--precision", precision]
+                runs += [(strategy, base + at + argv) for strategy, argv in own]
     return runs
 
 

@@ -19,11 +19,12 @@ from sccl.cl.scenarios import CLASS_SCENARIOS
 from sccl.cl.strategies import DEFAULT_STRATEGY, REGISTRY, get_strategy
 from sccl.core.defaults import COMMON, scenario_defaults
 from sccl.data.merge import ensure_merged
-from sccl.report.records import gather
 from sccl.data.splits import SCENARIOS, SPLIT_HELP, SPLITS
 from sccl.jobs.sweep import parse_int_list
 from sccl.learn.pretraining import is_finished, read_config
+from sccl.learn.quantize import PRECISIONS
 from sccl.learn.training import load_dataset, parse_max_time
+from sccl.report.records import gather
 
 
 SCENARIO_TEXT = {
@@ -84,6 +85,9 @@ def build_parser(strategy: str, scenario: str, entry: str | None = None) -> argp
     p.add_argument("--eval-every", type=int, default=1, metavar="K",
                    help="test accuracy after every K-th epoch of a task and after its last (default: every epoch); "
                         "the run's results are the same, only epochs.csv has fewer accuracy cells")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="int16 / int8: the weights run at that fixed-point precision, trained through 16-bit shadow "
+                        "weights and optimiser state, as a microcontroller would hold them (default: %(default)s)")
     p.add_argument("--keep-last", action="store_true", help="keep the last incomplete new-data batch")
     p.add_argument("--max-time", default=None,
                    help="binning window in seconds or 'auto' (default: the pretraining's)")
@@ -116,7 +120,8 @@ def config_from_args(args, strategy: str, scenario: str) -> RunConfig:
                      reinit_readout=not getattr(args, "keep_readout", False),
                      first_speakers=getattr(args, "first_speakers", None),
                      first_classes=getattr(args, "first_classes", None),
-                     classes_per_step=getattr(args, "classes_per_step", 1), eval_every=args.eval_every, **values)
+                     classes_per_step=getattr(args, "classes_per_step", 1), eval_every=args.eval_every,
+                     precision=args.precision, **values)
 
 
 def main(strategy: str, scenario: str, argv=None, entry: str | None = None) -> Path:
