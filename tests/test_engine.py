@@ -453,3 +453,20 @@ def test_int8_weights_after_a_run_are_on_the_grid(world, tmp_path, monkeypatch):
             precision="int8"), ds, tmp_path)
     for name, w in kept.items():
         assert torch.equal(w, fake_quantize(w, 8)), name
+
+
+def test_a_budget_run_holds_the_learning_state_it_announced(world, tmp_path, capsys):
+    """--budget-bytes 40,000 on the tiny data (19 old classes x 8 samples): depth 2's trained weights and their
+    Adamax state alone need 102,000 B, so the run cuts at depth 3 (12,000 B) and compresses 152 samples of 50 units
+    to S = 25 (23,750 B); the finished run's learning state is exactly what it announced."""
+    ds, root = world
+    argv = ["--scenario", "class_incremental", "--strategy", "latent_replay", "--removed-class", "7", "--epochs", "1",
+            "--batch-size", "8", "--latent-batches", "1", "--budget-bytes", "40000", "--data-dir", str(ds.path.parent),
+            "--pretrained", str(pre_dir(root, "class_incremental")), "--out-dir", str(tmp_path), "--quiet"]
+    folder = main_any(argv)
+    note = capsys.readouterr().out
+    assert "--budget-bytes 40,000: depth 3, 1 replay batch(es) (152 samples by the last task), S = 25 of 100" in note
+    s = read_json(folder / "summary.json")
+    assert s["learning_state"]["total_bytes"] == 12_000 + 23_750 <= 40_000
+    assert s["config"]["latent_depth"] == 3 and s["config"]["stored_steps"] == 25
+    assert s["config"]["options"] == {"budget_bytes": 40_000}

@@ -108,3 +108,20 @@ def _first_task_name(split: Split) -> str:
     if split.scenario == "progressive":
         return f"classes {format_ids(split.first_classes or range(SHD['first_classes']))}"  # splits before the record: SHD's 0-9
     return f"speakers {format_ids(split.first_speakers or ())}"
+
+
+def memory_units(scenario: str, shape, first_speakers=None, first_classes=None, classes_per_step: int = 1) -> int:
+    """How many units a replay memory holds by the scenario's last task, each ``replay_batches`` batches: the
+    classes of every task before the last (class scenarios), or those tasks (speaker scenarios). ``shape``: the
+    data's :class:`~sccl.data.shape.DataShape` (first groups by default its first halves)."""
+    if scenario == "sample_incremental":
+        return 1
+    if scenario == "class_incremental":
+        return len(shape.classes) - 1
+    if scenario == "progressive":
+        first = tuple(first_classes) if first_classes is not None else shape.default_first_classes
+        later = len([c for c in shape.classes if c not in first])
+        last = later % classes_per_step or classes_per_step
+        return len(shape.classes) - min(last, later)
+    first = tuple(first_speakers) if first_speakers is not None else shape.default_first_speakers
+    return len([s for s in shape.speakers if s not in first])  # the first group, then every later one but the last

@@ -217,7 +217,7 @@ def sweep_jobs(args, scenario: str) -> tuple[list[Job], list[Job]]:
     sets = parse_sets(getattr(args, "sets", None) or [])
     for strategy, run_argv in expand(args, scenario, data_file):
         argv = ["--scenario", scenario, "--strategy", strategy] + run_argv + common
-        cfg, flags = checked_run(strategy, scenario, argv, swept_settings(strategy, run_argv, sets))
+        cfg, flags = checked_run(strategy, scenario, argv, swept_settings(strategy, run_argv, sets), data_file)
         used[strategy] |= flags
         configs.append(cfg)
         pretrain_needed.add((cfg.held_out, cfg.seed, cfg.first_speakers, cfg.first_classes, cfg.classes_per_step))

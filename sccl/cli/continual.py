@@ -136,6 +136,8 @@ def main(strategy: str, scenario: str, argv=None, entry: str | None = None) -> P
     ds = load_dataset(path, max_time=max_time)
     if cfg.scenario == "progressive" and cfg.first_classes == ds.shape.default_first_classes:
         cfg.first_classes = None  # the default group, named as such (the same run as without the flag)
+    for line in get_strategy(strategy).resolve_settings(cfg, ds.shape, ds.binned.nb_steps):
+        print(line, flush=True)  # what the strategy chose from the data (e.g. for a byte budget)
     folder = run(cfg, ds, args.out_dir, force=args.force)
     gather(folder.parent)  # the folder's tables of every run: all_runs.csv, summary.csv
     return folder

@@ -15,6 +15,7 @@ many steps (``--max-time`` changes only the window), so no data file is needed t
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from sccl.cl.engine import validate
 from sccl.cl.runs import RunConfig
@@ -23,6 +24,7 @@ from sccl.cl.strategies.base import Flag
 from sccl.cli.continual import build_parser, config_from_args
 from sccl.core.errors import ConfigError
 from sccl.data.hdf5 import NB_STEPS
+from sccl.learn.training import data_shape
 
 
 KINDS = {int: "a whole number", float: "a number", str: "a word"}
@@ -89,10 +91,11 @@ def _in_run(message: str, swept: list[tuple[str, str]]) -> str:
     return message
 
 
-def checked_run(strategy: str, scenario: str, argv: list[str],
-                swept: list[tuple[str, str]]) -> tuple[RunConfig, set[str]]:
+def checked_run(strategy: str, scenario: str, argv: list[str], swept: list[tuple[str, str]],
+                data_file=None) -> tuple[RunConfig, set[str]]:
     """(settings, names of the strategy flags it uses) of one run's command line, read by the run's own parser and
-    checked by the run's own rules; any problem is one :class:`ConfigError` line naming the ``--set`` behind it."""
+    checked by the run's own rules; any problem is one :class:`ConfigError` line naming the ``--set`` behind it.
+    With the ``data_file`` there, the settings the strategy derives from the data are derived as the run will."""
     parser = build_parser(strategy, scenario)
 
     def refuse(message: str):  # argparse reports a bad command line through error(), which would print and exit
@@ -102,6 +105,8 @@ def checked_run(strategy: str, scenario: str, argv: list[str],
     try:
         args = parser.parse_args(argv)
         cfg = config_from_args(args, strategy, scenario)
+        if data_file is not None and Path(data_file).is_file():
+            get_strategy(strategy).resolve_settings(cfg, data_shape(data_file), NB_STEPS)
         validate(cfg, NB_STEPS)
     except ConfigError as exc:
         raise ConfigError(_in_run(str(exc), swept)) from None

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sccl.core.defaults import SHD
 from sccl.core.errors import ConfigError, DataError, TrainingDiverged
 from sccl.data.hdf5 import (MAX_TIME, NB_STEPS, SOURCE_KEY, UNITS_ATTR, BinnedSpikes, file_sha256, load_binned,
                             load_shd_tables)
@@ -107,6 +108,12 @@ def load_dataset(path: str | os.PathLike, nb_steps: int = NB_STEPS, max_time: fl
     shape = DataShape.of(labels, speakers, keys, binned.nb_units, speaker_table)
     return Dataset(path, labels, speakers, source, binned, str(attrs.get("description", "")), shape,
                    data_label(attrs, path))
+
+
+def data_shape(path: str | os.PathLike) -> DataShape:
+    """The data file's :class:`DataShape` from its tables, without binning its spikes."""
+    labels, speakers, _, keys, _, speaker_table = _read_sample_info(Path(path))
+    return DataShape.of(labels, speakers, keys, _declared_units(Path(path)) or SHD["nb_units"], speaker_table)
 
 
 def _declared_units(path: Path) -> int | None:

@@ -44,3 +44,17 @@ def batch_bytes(cut_width: int, depth: int | None, batch_size: int, nb_steps: in
     count for raw input (``depth`` None; ``cut_width``: the input channels)."""
     per_value = 1 if depth is None else FLOAT_BYTES
     return per_value * int(nb_steps) * int(batch_size) * int(cut_width)
+
+
+def parameter_shapes(nb_inputs: int, hidden_sizes, nb_classes: int) -> dict[str, tuple[int, int]]:
+    """Every weight matrix's (rows, columns), by name (:data:`sccl.net.model.PARAM_NAMES`)."""
+    h1, h2, h3 = hidden_sizes
+    return {"w1": (nb_inputs, h1), "w2": (h1, h2), "w3": (h2, h3), "v1": (h1, h1), "v2": (h2, h2), "v3": (h3, h3),
+            "w_out": (h3, nb_classes)}
+
+
+def trained_values(nb_inputs: int, hidden_sizes, nb_classes: int, depth: int | None) -> int:
+    """How many parameter values a run at cut ``depth`` trains (None: every one)."""
+    shapes = parameter_shapes(nb_inputs, hidden_sizes, nb_classes)
+    names = shapes if depth is None else TRAINABLE_BY_DEPTH[depth]
+    return sum(r * c for r, c in (shapes[n] for n in names))

@@ -60,6 +60,8 @@ from sccl.net.sparse_input import SparseInput
 __all__ = ["RecurrentSNN", "SparseInput", "readout_kernel", "PARAM_NAMES", "TRAINABLE_BY_DEPTH"]
 
 PARAM_NAMES = ("w1", "w2", "w3", "v1", "v2", "v3", "w_out")
+#: the hidden layers' sizes of the default network (nb_hidden 200, then halves)
+DEFAULT_HIDDEN_SIZES = (200, 100, 50)
 
 #: parameters trained by latent replay at each depth (the original's optimiser lists); the others are frozen
 TRAINABLE_BY_DEPTH = {

@@ -58,7 +58,8 @@ from sccl.net.sparse_input import SparseInput
 from sccl.replay.batches import training_batches
 
 
-__all__ = ["KINDS", "MODES", "divisors", "check_stored_steps", "kind_for_depth", "compress", "uncompress", "ReplayMemory"]
+__all__ = ["KINDS", "MODES", "divisors", "check_stored_steps", "kind_for_depth", "compress", "uncompress", "ReplayMemory",
+           "payload_bytes"]
 
 KINDS = ("spikes", "currents", "counts")
 MODES = ("or", "sum")
@@ -92,6 +93,23 @@ def _check_kind_mode(kind: str, mode: str) -> None:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+
+
+def payload_bytes(kind: str, mode: str, samples: int, units: int, stored_steps: int, nb_steps: int,
+                  float_bytes: int = 4) -> int:
+    """The bytes :attr:`ReplayMemory.memory_bytes_stored` will hold for ``samples`` samples of ``units`` values at
+    ``stored_steps`` of ``nb_steps`` steps, before storing them: spikes that are binary (OR, or no compression) as
+    one flat bit stream, "sum" counts of spikes one byte each (windows of at most 255 steps), currents
+    ``float_bytes`` each."""
+    _check_kind_mode(kind, mode)
+    values = int(samples) * int(units) * int(stored_steps)
+    if kind == "spikes" and (mode == "or" or stored_steps == nb_steps):
+        return -(-values // 8)
+    if kind == "spikes":
+        return values
+    if kind == "currents":
+        return values * float_bytes
+    raise ValueError("raw counts hold the largest count's smallest type: their bytes depend on the data")
 
 
 def kind_for_depth(depth: int) -> str:

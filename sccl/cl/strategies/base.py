@@ -175,6 +175,13 @@ class Strategy:
         return net.trainable_for_depth(cls.cut_depth(cfg))
 
     @classmethod
+    def resolve_settings(cls, cfg, shape, nb_steps: int) -> list[str]:
+        """Settings a strategy derives from the data before the run (``cfg.options`` changed in place; e.g. a byte
+        budget's choice), one line each saying what it chose; the data's :class:`~sccl.data.shape.DataShape` and
+        the time steps of a sample."""
+        return []
+
+    @classmethod
     def keeps(cls, cfg) -> frozenset[str]:
         """What a run keeps across tasks: "replay" (stored samples or latents) and / or "state" (regulariser
         state: importances, anchors, bases, a model copy); empty when it keeps nothing."""

@@ -14,6 +14,8 @@ from functools import lru_cache
 
 import torch
 
+from sccl.cl.footprint import value_bytes_of
+from sccl.cl.scenarios import memory_units
 from sccl.cl.strategies.base import EntryPoint, Flag, Variant, tuned_flags
 from sccl.cl.strategies.ewc import OnlineEWC
 from sccl.cl.strategies.lwf import LearningWithoutForgetting
@@ -23,9 +25,16 @@ from sccl.cl.strategies.si import SynapticIntelligence
 from sccl.core.defaults import COMPRESSED
 from sccl.core.errors import ConfigError
 from sccl.learn.training import raw_batches
+from sccl.net.footprint import trained_values
+from sccl.net.model import DEFAULT_HIDDEN_SIZES
 from sccl.replay.building import build_latent_memory
-from sccl.replay.memory import MODES
+from sccl.replay.memory import MODES, divisors, kind_for_depth, payload_bytes
 
+
+BUDGET_FLAG = Flag("--budget-bytes", "budget_bytes", "fit the learning state (replay memory, trained weights, "
+                   "optimiser state) into this many bytes: keep --latent-depth and --latent-batches and compress in "
+                   "time until it fits, then store fewer batches, then cut deeper; the run says what it chose "
+                   "(default: no budget)", default=None)
 
 #: strategies that can run on top of latent replay (``--regularizer``), by name
 REGULARIZERS = {cls.name: cls for cls in (OnlineEWC, SynapticIntelligence, LearningWithoutForgetting, Projection)}
@@ -81,7 +90,7 @@ class LatentReplay(ReplayStrategy):
         own = cls.flags + (Flag("--regularizer", "regularizer", "a regularisation or projection strategy on top of "
                                 "the replay, on the layers above the cut", type=str, default="none",
                                 choices=("none", *names)),)
-        flags = {f.name: f for f in own}
+        flags = {f.name: f for f in own + (BUDGET_FLAG,)}
         for name in names:
             for f in hosted(cls.name, name).flags:
                 flags.setdefault(f.name, f)  # a flag two hosted strategies share appears once
@@ -89,10 +98,14 @@ class LatentReplay(ReplayStrategy):
 
     @classmethod
     def used_flags(cls, values):
+        """Its own flags, ``--regularizer`` and the hosted strategy's when one is asked for, ``--budget-bytes``
+        when given (so that a run without them keeps the stamp it always had)."""
         name = values.get("regularizer", "none")
+        budget = (BUDGET_FLAG,) if values.get("budget_bytes") is not None else ()
         if name == "none":
-            return cls.flags
-        return cls.flags + tuple(f for f in cls.all_flags() if f.dest == "regularizer") + hosted(cls.name, name).flags
+            return cls.flags + budget
+        return (cls.flags + tuple(f for f in cls.all_flags() if f.dest == "regularizer") + hosted(cls.name, name).flags
+                + budget)
 
     @classmethod
     def validate(cls, cfg, nb_steps):
@@ -106,14 +119,52 @@ class LatentReplay(ReplayStrategy):
             hosted(cls.name, name).validate(cfg, nb_steps)
 
     @classmethod
+    def resolve_settings(cls, cfg, shape, nb_steps):
+        """``--budget-bytes N``: the depth, replay batches and stored steps whose learning state (replay memory,
+        trained weights, optimiser state) fits N bytes. It keeps --latent-depth and --latent-batches and
+        compresses in time (S = T, then T's divisors downwards, --compression's mode) until the state fits; then
+        stores fewer batches; then cuts deeper. The memory is counted as it will be at the last task."""
+        budget = cfg.options.get("budget_bytes")
+        if budget is None:
+            return []
+        if budget < 1:
+            raise ConfigError(f"--budget-bytes must be a positive number of bytes, got {budget}")
+        if cfg.options.get("regularizer", "none") != "none":
+            raise ConfigError("--budget-bytes counts the replay memory, the trained weights and their optimiser "
+                              "state: it cannot size a regularizer's state (leave out --regularizer)")
+        units = memory_units(cfg.scenario, shape, cfg.first_speakers, cfg.first_classes, cfg.classes_per_step)
+        samples = units * cfg.batch_size  # per replay batch, by the last task
+        per = value_bytes_of(cfg.precision) or {"trained": 4, "optimizer": 8}
+        mode, o = cfg.options["compression"], cfg.options
+        net = (shape.nb_units, DEFAULT_HIDDEN_SIZES, shape.nb_classes)
+        for depth in range(o["latent_depth"], 4):
+            weights = trained_values(*net, depth) * (per["trained"] + per["optimizer"])
+            width = DEFAULT_HIDDEN_SIZES[max(depth - 1, 0)]  # depth 0: layer 1's input currents
+            for n in range(o["replay_batches"], 0, -1):
+                for steps in reversed(divisors(nb_steps)):
+                    memory = payload_bytes(kind_for_depth(depth), mode, n * samples, width, steps, nb_steps)
+                    if memory + weights <= budget:
+                        o.update(latent_depth=depth, replay_batches=n,
+                                 stored_steps=None if steps == nb_steps else steps)
+                        return [f"--budget-bytes {budget:,}: depth {depth}, {n} replay batch(es) ({n * samples} "
+                                f"samples by the last task), S = {steps} of {nb_steps} ({mode}): learning state "
+                                f"{memory + weights:,} B = replay memory {memory:,} + trained weights and "
+                                f"optimiser {weights:,}"]
+        smallest = payload_bytes("spikes", "or", samples, DEFAULT_HIDDEN_SIZES[2], 1, nb_steps) + trained_values(
+            *net, 3) * (per["trained"] + per["optimizer"])
+        raise ConfigError(f"--budget-bytes {budget:,}: nothing fits; the smallest learning state (depth 3, 1 replay "
+                          f"batch, S = 1) needs {smallest:,} B")
+
+    @classmethod
     def keeps(cls, cfg):
         name = cfg.options.get("regularizer", "none")
         return super().keeps(cfg) | (REGULARIZERS[name].keeps(cfg) if name != "none" else frozenset())
 
     @classmethod
     def label_parts(cls, cfg):
-        name = cfg.options.get("regularizer", "none")
-        return super().label_parts(cfg) + ([] if name == "none" else [name])
+        name, budget = cfg.options.get("regularizer", "none"), cfg.options.get("budget_bytes")
+        return super().label_parts(cfg) + ([] if name == "none" else [name]) + (
+            [] if budget is None else [f"budget{budget}"])
 
     @classmethod
     def variants(cls):
