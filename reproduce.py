@@ -69,7 +69,12 @@ CONFIGS = {
             # threshold 1/c (auto); gain 1: without it the new class is never learnt
             "--strategies latent_replay_fewer_steps --lr 1e-3 --set latent_replay_fewer_steps.latent-batches=1 "
             "--set latent_replay_fewer_steps.readout-gain=1,auto",
-            "--strategies joint --lr 1e-3 --epochs 10"]},  # the union: 10 epochs at the pretraining lr
+            "--strategies joint --lr 1e-3 --epochs 10",  # the union: 10 epochs at the pretraining lr
+            # on-device footprint: the compressed latent replay above at int16 and int8, and three byte budgets for
+            # the learning state (the runs choose their stored steps: S = 10, 25 and 50 on this data)
+            "--strategies latent_replay --depths 2 --latent-batches 1 --subsample 10 --lr 1e-3 --precisions int16,int8",
+            "--strategies latent_replay --depths 2 --latent-batches 1 --lr 1e-3 "
+            "--set latent_replay.budget-bytes=262144,524288,1048576"]},
         "progressive": {"epochs": 10, "batch_size": 64, "eval_every": 5, "grids": [
             # k = 0: the frozen network without replay
             "--strategies latent_replay --depths 2 --latent-batches 0,1 --subsample none --lr 1e-3",

@@ -195,7 +195,8 @@ def test_figures_are_written_or_skipped_with_a_reason(world):
             assert out["skipped"][name] and not png.exists()
         else:
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png in out["figures"]
-    assert set(out["skipped"]) == {"raster_compression"}  # the pretrained models' data file is missing
+    # the pretrained models' data file is missing; these made-up runs recorded no footprint
+    assert set(out["skipped"]) == {"raster_compression", "methods_accuracy_vs_whole_learner"}
     assert "missing" in out["skipped"]["raster_compression"]
     assert set(out["files"]) == {out["summary_csv"], out["report"], *out["figures"]}
 
@@ -233,6 +234,8 @@ OTHER = """# Results
 <!-- /results:speakers -->
 <!-- results:methods -->
 <!-- /results:methods -->
+<!-- results:footprint -->
+<!-- /results:footprint -->
 <!-- results:tuning -->
 <!-- /results:tuning -->
 """
@@ -452,3 +455,53 @@ def test_each_method_is_paired_with_naive_fine_tuning_seed_by_seed(tmp_path):
     rows = {r.split(" | ")[0][2:]: r for r in text.splitlines() if r.startswith("| ") and not r.startswith("| method")}
     assert "| 70.0 ± 14.1 | +15.0 ± 7.1 | no |" in rows["EWC"]
     assert "| 55.0 ± 7.1 | – | – |" in rows["naive"]
+
+
+def _with(folder, config: dict | None = None, footprint: dict | None = None, activity: dict | None = None):
+    """A made run with extra settings, a footprint and a neurobench.json (what runs record since they are kept)."""
+    path = folder / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["config"].update(config or {})
+    summary["footprint"] = footprint or {}
+    path.write_text(json.dumps(summary))
+    if activity is not None:
+        (folder / "neurobench.json").write_text(json.dumps(activity))
+    return folder
+
+
+def test_the_footprint_tables_put_precisions_side_by_side_and_say_what_a_budget_chose(tmp_path):
+    from sccl.report.footprint import budget_table, precision_table
+    from sccl.report.records import aggregate
+
+    runs = tmp_path / "runs"
+    R, counts = [[0.9, 0.1], [0.8, 0.6]], [40, 10]
+    for seed in (0, 1):
+        for precision, whole in (("float32", 900_000), ("int8", 300_000)):
+            f = make_run(runs, "class_incremental", "latent_replay", R, counts, seed, 7, depth=2, batches=1, stored=10,
+                         memory_bytes=1000)
+            f = f.rename(f.with_name(f"{f.name}-{precision}"))
+            _with(f, {"precision": precision} if precision != "float32" else None,
+                  {"whole_learner_bytes": whole, "whole_learner_bytes_batch1": whole // 3})
+        f = make_run(runs, "class_incremental", "latent_replay", R, counts, seed, 7, depth=2, batches=1, stored=25,
+                     memory_bytes=2000)
+        f = f.rename(f.with_name(f"{f.name}-budget"))
+        _with(f, {"options": {"budget_bytes": 524_288}}, {"whole_learner_bytes_batch1": 400_000},
+              {"synaptic_operations": {"Dense": 21_850_000, "Effective_MACs": 1_000_000, "Effective_ACs": 500_000},
+               "training_step": {"synaptic_operations": {"Dense": 1, "Effective_MACs": 250_000,
+                                                         "Effective_ACs": 0}}})
+    records, notes = load_runs(runs)
+    assert not notes
+    groups = aggregate(records)
+    rows = [line for line in precision_table(groups, "synthetic").splitlines() if line.startswith("| Class")]
+    # float32 first, then int8; the budget run has no partner at another precision and is not in this table
+    assert [r.split(" | ")[2] for r in rows] == ["float32", "int8"]
+    assert rows[0].endswith("| 900,000 | 300,000 |") and rows[1].endswith("| 300,000 | 100,000 |")
+    (row,) = [line for line in budget_table(groups, "synthetic").splitlines() if line.startswith("| Class")]
+    cells = row.split(" | ")
+    # the budget, what the runs chose (depth 2, 1 batch, S = 25), 2 seeds, the whole learner at batch 1, and the
+    # effective operations per sample: 1.5 M for inference, 0.25 M for a training step
+    assert cells[1:4] == ["524,288", "compressed LR d2 n1 S25 or", "2 × 1"]  # 2 seeds x 1 held-out class
+    assert cells[-3:] == ["400,000", "1.50 M", "0.25 M |"]
+    # and neither table leaks into the scenario tables, which keep the plain float32 runs without options
+    assert all(g["row"]["precision"] == "float32" and not g["runs"][0]["config"].get("options")
+               for g in report.paper_groups(groups))

@@ -44,6 +44,7 @@ from sccl.core.errors import SCCLError
 from sccl.core.numerics import fingerprint
 from sccl.core.results import write_csv, write_text
 from sccl.report.figures import FIGURE_TITLES, FIGURES, make_figures, raster_figure
+from sccl.report.footprint import footprint_tables
 from sccl.report.methods import methods_tables
 from sccl.report.readme_check import K, compare_blocks, numerics_note
 from sccl.report.records import (REAL_LABEL, SCENARIOS, SUMMARY_COLUMNS, SYNTHETIC_LABEL, aggregate, group_key,
@@ -57,7 +58,7 @@ __all__ = ["METRIC_DEFINITIONS", "SYNTHETIC_LABEL", "SUMMARY_COLUMNS", "FIGURES"
            "build_report", "readme_blocks", "update_readme", "update_docs", "load_runs", "summary_rows", "seed_mean_std",
            "group_key", "aggregate", "raster_figure", "main"]
 
-README_BLOCKS = ("pretraining", *SCENARIOS, "compression", "methods", "tuning")
+README_BLOCKS = ("pretraining", *SCENARIOS, "compression", "methods", "footprint", "tuning")
 #: the files that hold the project's result blocks (relative to the repository root): ``--docs`` without a file
 BLOCK_FILES = ("docs/RESULTS.md",)
 SEQUENCE_SCENARIOS = ("progressive", "speakers")
@@ -67,7 +68,8 @@ _MARKER = re.compile(r"^\s*<!--\s*(/?)results:([\w.-]+)\s*-->\s*$")
 def paper_groups(groups: list[dict]) -> list[dict]:
     """The paper's strategies (naive, rehearsal, latent replay, plain): the scenario tables' rows. Every method is
     in the methods tables (:mod:`sccl.report.methods`)."""
-    return [g for g in groups if g["row"]["strategy"] in PAPER_ORDER and "+" not in g["variant"]]
+    return [g for g in groups if g["row"]["strategy"] in PAPER_ORDER and "+" not in g["variant"]
+            and g["row"].get("precision", "float32") == "float32" and not g["runs"][0]["config"].get("options")]
 
 
 def _metric_definitions() -> str:
@@ -193,6 +195,7 @@ def readme_blocks(records: list[dict], pretrain_records: list[dict]) -> dict[str
     table = compression_table(groups, label_of(records)) if groups else None
     blocks["compression"] = table or "_No pair of compressed and uncompressed latent-replay runs._"
     blocks["methods"] = methods_tables(records, label_of) or "_No finished runs._"
+    blocks["footprint"] = footprint_tables(records, label_of) or "_No runs at several precisions or with a budget._"
     blocks["tuning"] = tuning_table() or "_No tuned defaults (sccl/core/tuned_defaults.json)._"
     stamp = f"<!-- numerics: {fingerprint()} -->"
     return {name: f"{stamp}\n{text}" for name, text in blocks.items()}

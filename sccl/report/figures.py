@@ -50,6 +50,9 @@ FIGURE_TITLES = {
     "fig6_progressive": "Fig. 6: accuracy after each new task of the sequence scenarios",
     "raster_compression": "Spike raster of one sample: input, latent, compressed latent, un-compressed",
     "methods_accuracy_vs_bytes": "Every method: final accuracy vs the memory it keeps across tasks (KB, log scale)",
+    "methods_accuracy_vs_whole_learner": "Every method: final accuracy vs the whole learner's bytes at batch 1 "
+                                         "(learning state + frozen weights + one training step's activations and "
+                                         "sample; KB, log scale)",
     "methods_accuracy_vs_learning_state": "Every method: final accuracy vs its whole learning state (replay memory "
                                           "+ trained parameters + optimiser + regulariser state; KB, log scale)",
 }
@@ -345,7 +348,8 @@ def make_figures(records: list[dict], runs_dir, fig_dir) -> tuple[dict, dict, di
               "fig6_progressive": lambda stem: fig6(records, stem),
               "raster_compression": lambda stem: raster_compression(records, runs_dir, stem),
               "methods_accuracy_vs_bytes": lambda stem: methods_figure(records, stem),
-              "methods_accuracy_vs_learning_state": lambda stem: methods_figure(records, stem, "learning_state")}
+              "methods_accuracy_vs_learning_state": lambda stem: methods_figure(records, stem, "learning_state"),
+              "methods_accuracy_vs_whole_learner": lambda stem: methods_figure(records, stem, "whole_learner")}
     written, captions, skipped = {}, {}, {}
     for name, make in makers.items():
         try:

@@ -24,7 +24,9 @@ NO_MEMORY_KB = 0.01  # where the figure puts methods that keep nothing (log axis
 #: what the accuracy-vs-bytes figure can put on its x axis: summary.csv column, axis label
 BYTES_AXES = {"memory": ("memory_bytes", "memory kept across tasks"),
               "learning_state": ("learning_state_bytes", "learning state: replay memory + trained parameters + "
-                                                         "optimiser + regulariser state")}
+                                                         "optimiser + regulariser state"),
+              "whole_learner": ("whole_learner_bytes_batch1", "whole learner at batch 1: learning state + frozen "
+                                                              "weights + one step's activations and sample")}
 
 
 def _options(g: dict) -> dict:
@@ -44,6 +46,8 @@ def method_name(g: dict) -> str:
         name += f" S{r['stored_steps']} {r['compression']}"
     if hosted:
         name += f" + {strategies.label(hosted)}"
+    if r.get("precision", "float32") != "float32":
+        name += f" {r['precision']}"
     named = strategies.REGISTRY.get(hosted or r["strategy"])  # its options' short name: "HLOP"
     short = named.option_label(options) if named else None
     return name + (f" ({short})" if short else "")
@@ -116,13 +120,14 @@ def methods_tables(records: list[dict], label_of) -> str | None:
 def methods_figure(records: list[dict], stem: Path, axis: str = "memory") -> tuple[list[Path], str]:
     """Final accuracy (old + new test samples) vs bytes, every method, one panel per scenario; error bars: std
     over seeds. ``axis`` (:data:`BYTES_AXES`): the memory kept across tasks (methods that keep nothing sit at the
-    left edge, marked 0) or the whole learning state (runs that did not record it are left out)."""
+    left edge, marked 0), the whole learning state, or the whole learner at batch 1 (runs that did not record
+    them are left out)."""
     column, what = BYTES_AXES[axis]
     groups = [g for g in aggregate(records) if math.isfinite(seed_mean_std(g["runs"], column)[0])]
     panels = [(s, [g for g in groups if g["row"]["scenario"] == s]) for s in SCENARIOS]
     panels = [(s, gs) for s, gs in panels if gs]
     if not panels:
-        raise Skip("no finished runs" + ("" if axis == "memory" else " that recorded their learning state"))
+        raise Skip("no finished runs" + ("" if axis == "memory" else f" that recorded their {axis.replace('_', ' ')}"))
     with style():
         fig = figure((5.6 * len(panels), 5.0))
         for ax, (scenario, sg) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
@@ -138,7 +143,6 @@ def methods_figure(records: list[dict], stem: Path, axis: str = "memory") -> tup
             ax.set_title(SCENARIO_TITLES[scenario], fontsize=9)
             ax.set_xlabel(f"{what} (KB, log; {NO_MEMORY_KB} = nothing kept)")
             ax.set_ylabel("final accuracy on old + new test samples (%)")
-        fig.suptitle(f"Every method: final accuracy vs {'memory' if axis == 'memory' else 'learning state'} "
-                     "(mean ± std over seeds)", fontsize=11)
+        fig.suptitle(f"Every method: final accuracy vs {axis.replace('_', ' ')} (mean ± std over seeds)", fontsize=11)
         return write(fig, stem), ", ".join(s.replace("_", "-") for s, _ in panels)
 

@@ -49,11 +49,18 @@ NB_STEPS_DEFAULT = 100  # time steps of a sample when a run's memory text does n
 LEARNING_STATE_COLUMNS = {"replay_memory_bytes": "replay_memory_bytes", "regularizer_bytes": "regularizer_bytes",
                           "parameter_bytes": "parameter_bytes", "optimizer_bytes": "optimizer_bytes",
                           "learning_state_bytes": "total_bytes"}
+#: summary.csv columns of the whole learner's bytes (summary.json ``footprint``, :mod:`sccl.cl.footprint`)
+FOOTPRINT_COLUMNS = ("frozen_parameter_bytes", "activation_bytes", "activation_bytes_batch1", "batch_bytes",
+                     "whole_learner_bytes", "whole_learner_bytes_batch1")
+#: summary.csv columns of the run's activity (neurobench.json, :mod:`sccl.net.activity`): per sample
+ACTIVITY_COLUMNS = ("synaptic_ops_dense", "synaptic_ops_effective", "activation_sparsity", "spikes_per_sample",
+                    "train_step_synaptic_ops_effective")
 SUMMARY_COLUMNS = [
     "scenario", "strategy", "held_out", "depth", "replay_batches", "replay_samples", "stored_steps", "compression",
     "seed", "epochs", "lr", "old_before", "old_after", "new_after", "all_after", "acc", "bwt", "forgetting", "aia",
     "fwt", "replay_memory_accuracy", "compression_lost", "spikes_per_window", "memory_bits", "memory_bytes",
-    "memory_kb", *LEARNING_STATE_COLUMNS, "seconds_per_epoch", "seconds", "split", "data", "options", "run",
+    "memory_kb", *LEARNING_STATE_COLUMNS, "precision", *FOOTPRINT_COLUMNS, *ACTIVITY_COLUMNS, "seconds_per_epoch",
+    "seconds", "split", "data", "options", "run",
 ]
 METRIC_KEYS = ("old_before", "old_after", "new_after", "all_after", "acc", "bwt", "forgetting")
 LATER_METRIC_KEYS = ("aia", "fwt")  # blank in the rows of runs written before they were measured
@@ -121,6 +128,19 @@ def _memory_columns(config: dict, nb_steps: int) -> tuple:
     return ("" if depth is None else depth), columns["replay_batches"], columns["stored_steps"], columns["compression"]
 
 
+def _activity_columns(folder: Path) -> dict:
+    """The run's per-sample activity from its neurobench.json (blank cells for runs written before it was kept)."""
+    path = folder / "neurobench.json"
+    record = read_json(path) if path.is_file() else {}
+    ops = record.get("synaptic_operations") or {}
+    step = (record.get("training_step") or {}).get("synaptic_operations") or {}
+    effective = lambda o: (o["Effective_MACs"] + o["Effective_ACs"]) if o else ""  # noqa: E731
+    return {"synaptic_ops_dense": ops.get("Dense", ""), "synaptic_ops_effective": effective(ops),
+            "activation_sparsity": _blank_none(record.get("activation_sparsity")),
+            "spikes_per_sample": _blank_none(record.get("spikes_per_sample")),
+            "train_step_synaptic_ops_effective": effective(step)}
+
+
 def run_row(folder, summary: dict, epochs: list[dict] | None = None) -> dict:
     """The summary row (:data:`SUMMARY_COLUMNS`) of one finished run of any scenario. Depth, replay batches,
     stored steps and compression are those the run wrote in its epochs.csv (derived from the config when the
@@ -152,6 +172,9 @@ def run_row(folder, summary: dict, epochs: list[dict] | None = None) -> dict:
         "memory_bits": summary.get("memory_bits_analytic", 0), "memory_bytes": memory_bytes,
         "memory_kb": number(memory_bytes) / 1000,
         **{column: _blank_none(state.get(key)) for column, key in LEARNING_STATE_COLUMNS.items()},
+        "precision": c.get("precision", "float32"),
+        **{column: _blank_none((summary.get("footprint") or {}).get(column)) for column in FOOTPRINT_COLUMNS},
+        **_activity_columns(folder),
         "seconds_per_epoch": _blank_none(summary.get("seconds_per_epoch")),
         "seconds": _blank_none(summary.get("wall_seconds")),
         "split": c.get("split", ""), "data": _data_label(summary.get("data")),
