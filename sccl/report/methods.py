@@ -89,16 +89,19 @@ def methods_table(groups: list[dict], scenario: str, label: str, number_: int | 
         versus = paired_delta(naive, g, "acc", 1) if naive is not None and g is not naive else ("–", "–")
         rows.append([method_name(g), _n_text(g), pct("old_after"), pct("new_after"), pct("all_after"), pct("acc"),
                      *versus, pct("aia"), pct("bwt"), pct("fwt"), pct("forgetting"), bytes_("memory_bytes"),
-                     bytes_("learning_state_bytes"), _seconds(g), _settings_text(g, lr_differs)])
+                     bytes_("learning_state_bytes"), bytes_("whole_learner_bytes_batch1"), _seconds(g),
+                     _settings_text(g, lr_differs)])
     header = ["method", "n", "old", "new", "all", "ACC", "ACC − naive (pp)", "≠ 0 (paired t, 5 %)", "AIA",
-              "BWT (pp)", "FWT (pp)", "forgetting (pp)", "memory (B)", "learning state (B)", "s / epoch", "settings"]
+              "BWT (pp)", "FWT (pp)", "forgetting (pp)", "memory (B)", "learning state (B)", "whole learner (B)",
+              "s / epoch", "settings"]
     text = (f"{SCENARIO_TITLES.get(scenario, scenario)}: every method after the last task; accuracies in %, mean ± "
             f"std over seeds (n = seeds, or seeds × held-out ids); AIA = mean ACC over every step, the pretrained "
             f"model's included; ACC − naive = the per-seed paired difference of ACC with naive fine-tuning (same "
             f"seed, same pretrained model), mean ± std, and whether a two-sided paired t-test over the seeds rejects "
             f"a zero difference at 5 % (yes / no; – below two pairs); FWT = accuracy on each task before training on it minus a randomly initialised "
             f"network's (– where tasks bring new classes); memory = bytes the method keeps across tasks; learning "
-            f"state = memory + trained parameters + optimiser state (– for runs that did not record it); "
+            f"state = memory + trained parameters + optimiser state (– for runs that did not record it); whole learner = "
+            f"learning state + frozen parameters + one training step's activations and sample at batch 1; "
             f"s / epoch = training time per epoch on the machine that ran it (not comparable across machines); "
             f"settings: the learning rate and the method's options that are not its defaults (README, sccl/core/defaults.py); "
             f"data: {label}.")
