@@ -768,6 +768,7 @@ def copy_data_like_a_user(folder: Path) -> Path:
 SIGINT_DRIVER = r"""
 import os, runpy, signal, sys
 import sccl.cl.engine
+signal.signal(signal.SIGINT, signal.default_int_handler)  # (a shell's background job starts with SIGINT ignored)
 at, real, seen = int(sys.argv[1]), sccl.cl.engine.train_epoch, [0]
 def train_epoch(*a, **k):
     seen[0] += 1

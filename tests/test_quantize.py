@@ -105,11 +105,11 @@ def test_one_int8_step_by_hand():
     lp.after_step()
     # shadow: max 1.18439 -> e = -14, q = round([4659.0000, -19405.0000]) = [4659, -19405]
     assert lp.shadows["w"].tolist() == [4659 / 16384, -19405 / 16384]  # [0.28436279296875, -1.18438720703125]
-    # m: max 0.1203125 <= 32767 * 2^-18 = 0.124996 (2^-19: 0.0625 < 0.12), so e = -18;
-    #    q = round([0.0296875, -0.1203125] * 262144) = round([7782.4, -31539.2]) = [7782, -31539]
-    assert state["exp_avg"].tolist() == [7782 / 262144, -31539 / 262144]
-    # u: max 1.203125 -> e = -14; [0.296875, 1.203125] * 16384 = [4864, 19712] exactly: unchanged
-    assert state["exp_inf"].tolist() == [4864 / 16384, 19712 / 16384]
+    # m to bfloat16 (8 significant bits): 0.0296875 = 1.9 * 2^-6 -> 1.9 * 128 = 243.2 -> 243 / 128 * 2^-6;
+    #    -0.1203125 = -1.925 * 2^-4 -> 1.925 * 128 = 246.4 -> -246 / 128 * 2^-4
+    assert state["exp_avg"].tolist() == [243 / 128 / 64, -246 / 128 / 16]  # [0.0296630859375, -0.1201171875]
+    # u: 0.296875 = 152 / 128 * 2^-2 and 1.203125 = 154 / 128 exactly: unchanged
+    assert state["exp_inf"].tolist() == [0.296875, 1.203125]
     # new forward: e = -6, q = round([0.28436279 * 64, -1.18438721 * 64]) = round([18.199, -75.801]) = [18, -76]
     assert w.data.tolist() == [18 / 64, -76 / 64]  # [0.28125, -1.1875]
 
@@ -165,7 +165,8 @@ def test_grids_kept_over_steps(precision, bits):
         after()
         assert on_grid(w.data, bits) and on_grid(lp.shadows["w"], 16)
         assert torch.equal(w.data, fake_quantize(lp.shadows["w"], bits))
-        assert on_grid(opt.state[w]["exp_avg"], 16) and on_grid(opt.state[w]["exp_inf"], 16)
+        for key in ("exp_avg", "exp_inf"):  # bfloat16 values
+            assert torch.equal(opt.state[w][key], opt.state[w][key].to(torch.bfloat16).float())
         assert torch.equal(seen[-1], w.data)  # the strategy's after_step sees the forward value
     assert not torch.equal(w.data, fake_quantize(init, bits))  # it trained
     if bits == 16:
@@ -204,3 +205,20 @@ def test_frozen_on_grid_and_bytes():
                                              "total": 260}
     assert state_bytes("float32", 10, 100) == {"trained_weights": 40, "optimizer_state": 80, "frozen_weights": 400,
                                                "total": 520}
+
+
+def test_small_optimiser_state_survives_where_16_bit_fixed_point_would_zero_it():
+    """Adamax's u spans orders of magnitude within a tensor: at 16-bit fixed point with one step per tensor an entry
+    of 1e-6 beside one of 1 is 0 (the step is 2^-15); bfloat16 keeps it within its 8 significant bits."""
+    u = torch.tensor([1.0, 1e-6])
+    assert fake_quantize(u, 16).tolist()[1] == 0.0
+    w = nn.Parameter(torch.tensor([0.5, 0.5]))
+    opt = torch.optim.Adamax([w], lr=1e-3, betas=(0.9, 0.999))
+    lp = LowPrecision("int16", {"w": w}, opt)
+    lp.start()
+    opt.zero_grad()
+    w.grad = torch.tensor([1.0, 1e-6])
+    lp.before_step()
+    opt.step()
+    lp.after_step()
+    assert opt.state[w]["exp_inf"][1].item() == pytest.approx(1e-6 + 1e-8, rel=2 ** -8)  # |g| + eps

@@ -22,13 +22,19 @@ Training (:class:`LowPrecision`), as in integer-only SNN training, for each trai
 * shadow s: the value the optimiser updates, at 16-bit fixed point (``SHADOW_BITS``);
 * forward value f = fake_quantize(s, forward_bits): what p holds during forward passes and evaluation (int16:
   f = s; int8: an 8-bit copy derived from the shadow on the fly, so a device stores only the shadow);
-* optimiser state (Adamax's exp_avg m and exp_inf u): each tensor at 16-bit fixed point after every step;
+* optimiser state (Adamax's exp_avg m and exp_inf u): 16-bit floating point (bfloat16: float32's exponent range,
+  8 significant bits) after every step. Not fixed point: with one step per tensor, 16-bit fixed point rounds most
+  of u (the running max of |g|, spread over orders of magnitude) to 0, every weight then moves by about lr a step
+  whatever its gradient, and the old classes are lost (class-incremental latent replay, seed 0: old accuracy 1.9 %
+  at int16 against 48.8 % at float32; with bfloat16 state 48.2 %, at int8 49.9 %);
 * straight-through estimator: the gradient computed at f is applied to s.
 
 One step t (Adamax, lr, betas (b1, b2), eps = 1e-8; g = dLoss/dp computed at p = f):
 
     m = b1 * m + (1 - b1) * g;   u = max(b2 * u, |g| + eps);   s' = s - lr / (1 - b1^t) * m / u
-    s = fake_quantize(s', 16);   m = fake_quantize(m, 16);   u = fake_quantize(u, 16);   p = f = fake_quantize(s, fb)
+    s = fake_quantize(s', 16);   m = bf16(m);   u = bf16(u);   p = f = fake_quantize(s, fb)
+
+with bf16(x) rounding x to the nearest bfloat16 (8 significant bits, ties to even).
 
 How the hooks compose with the training loop (sccl.learn.training.train_epoch):
 
@@ -61,7 +67,8 @@ __all__ = ["PRECISIONS", "FORWARD_BITS", "SHADOW_BITS", "STATE_KEYS", "check_pre
 PRECISIONS = ("float32", "int16", "int8")
 FORWARD_BITS = {"int16": 16, "int8": 8}  # bits of the forward (and frozen) weights; float32: none
 SHADOW_BITS = 16  # the trained weights the optimiser updates
-STATE_BITS = 16  # each optimiser state tensor
+STATE_DTYPE = torch.bfloat16  # each optimiser state tensor: 16-bit floating point
+STATE_BYTES = 2
 STATE_KEYS = ("exp_avg", "exp_inf")  # Adamax's state tensors, rounded after every step
 
 
@@ -134,7 +141,7 @@ def state_bytes(precision: str, trained_numel: int, frozen_numel: int) -> dict[s
         trained, state, frozen = 4 * trained_numel, 2 * 4 * trained_numel, 4 * frozen_numel
     else:
         trained = SHADOW_BITS // 8 * trained_numel
-        state = len(STATE_KEYS) * STATE_BITS // 8 * trained_numel
+        state = len(STATE_KEYS) * STATE_BYTES * trained_numel
         frozen = FORWARD_BITS[precision] // 8 * frozen_numel
     return {"trained_weights": trained, "optimizer_state": state, "frozen_weights": frozen,
             "total": trained + state + frozen}
@@ -174,7 +181,7 @@ class LowPrecision:
     @torch.no_grad()
     def start(self) -> None:
         """Before the first step: shadow = fake_quantize(p, 16) (or the carried shadow), p = forward value;
-        any optimiser state already there is rounded to 16 bits."""
+        any optimiser state already there is rounded to bfloat16."""
         if not self.active:
             return
         for name, p in self.params.items():
@@ -199,7 +206,7 @@ class LowPrecision:
 
     @torch.no_grad()
     def after_step(self) -> None:
-        """Right after optimizer.step: shadow = fake_quantize(p, 16), exp_avg and exp_inf rounded to 16 bits
+        """Right after optimizer.step: shadow = fake_quantize(p, 16), exp_avg and exp_inf rounded to bfloat16
         (each per tensor), p = forward value."""
         if not self.active:
             return
@@ -237,7 +244,11 @@ class LowPrecision:
         for key in STATE_KEYS:
             value = state.get(key)
             if isinstance(value, torch.Tensor) and value.is_floating_point():
-                value.copy_(self._round(value, STATE_BITS))
+                rounded = value.to(STATE_DTYPE).to(value.dtype)
+                if not bool(torch.isfinite(rounded).all()):
+                    raise TrainingDiverged("the optimiser state became NaN or infinite (diverged); lower --lr and run "
+                                           "again")
+                value.copy_(rounded)
 
     @staticmethod
     def _round(t: torch.Tensor, bits: int) -> torch.Tensor:
