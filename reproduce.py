@@ -24,11 +24,13 @@ from sccl.cli.cl_sweep import ID_FLAGS, most_replay_batches, run_sweeps, sweep_j
 from sccl.core.entry import run_cli  # noqa: E402
 from sccl.core.errors import ConfigError  # noqa: E402
 from sccl.data.merge import MERGED_FILE, TEST_FILE, TRAIN_FILE, ensure_merged, merged_path  # noqa: E402
+from sccl.data.offline import dataset_problem, generate_dataset  # noqa: E402
 from sccl.data.provenance import SYNTHETIC_LABEL, file_label  # noqa: E402
 from sccl.data.splits import SPLIT_HELP, SPLITS  # noqa: E402
 from sccl.jobs.launch import add_launcher_flags, check_launcher_args, launch, launcher_argv  # noqa: E402
 from sccl.jobs.study_fit import fit_to_data, read_labels_and_speakers  # noqa: E402
 from sccl.jobs.sweep import id_list, parse_int_list, pretrain_job, run_jobs  # noqa: E402
+from sccl.report.build import build_report  # noqa: E402
 
 
 OFFLINE_ROOT = ROOT / "data" / "offline"  # one folder per size: data/offline/<size>
@@ -152,8 +154,6 @@ def resolve_data(data_dir: Path, offline_size: str, seed: int, offline_dir: Path
         else:
             ensure_merged(data_dir)
         return data_dir, False
-    from sccl.data.offline import dataset_problem, generate_dataset
-
     offline_dir = offline_dir or OFFLINE_ROOT / offline_size
     print(f"[data] no SHD files in {data_dir}: using the embedded synthetic SHD-format dataset ({offline_size}) "
           f"in {offline_dir} -- synthetic data, not SHD", flush=True)
@@ -289,8 +289,6 @@ def main(argv=None):
                                   for grid in conf[scenario]["grids"]], scenario)
     if "report" in stages and not args.dry_run:
         stage("report")
-        from sccl.report.build import build_report
-
         written = build_report(results, runs, title_note=f"Configuration: {name}; data: {label}; seeds {seeds}")
         print(f"[report] wrote {results / 'summary.csv'}, {results / 'REPORT.md'} and "
               f"{len(written.get('figures', []))} figure files in {results / 'figures'}")

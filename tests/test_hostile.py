@@ -678,7 +678,7 @@ def test_reproduce_regenerates_what_is_incomplete_and_force_regenerates_anyway(w
         (Path(out_dir) / MERGED_FILE).unlink(missing_ok=True)
         copy_data(world, Path(out_dir))
 
-    monkeypatch.setattr(offline, "generate_dataset", fake_generate)
+    monkeypatch.setattr(reproduce, "generate_dataset", fake_generate)
     data_dir, synthetic = reproduce.resolve_data(tmp_path / "no_shd", "tiny", 0, offline_dir=folder,
                                                  force=state == "force")
     assert data_dir == folder and synthetic
