@@ -8,7 +8,9 @@ retrained model gives another folder, never a stale "already finished". It holds
                          the accuracy cells are blank but after every k-th epoch and the task's last
     accuracy_matrix.csv  R[i][j]: accuracy on task j's test samples after task i (row 0: the pretrained model)
     log.txt              human-readable log
-    summary.json         written last: a folder without it is an unfinished run, redone from scratch
+    neurobench.json      the network's activity per sample, in NeuroBench's names (sccl.net.activity)
+    summary.json         written last (with the run's footprint in bytes): a folder without it is an unfinished run,
+                         redone from scratch
 """
 
 from __future__ import annotations
