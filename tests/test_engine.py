@@ -416,16 +416,25 @@ def test_an_out_dir_that_cannot_be_written_is_one_line(world, tmp_path, where):
     assert r.stderr.startswith(f"error: cannot write into --out-dir {target}: ") and len(r.stderr.splitlines()) == 1
 
 
-def test_an_int8_run_trains_on_the_8_bit_grid_and_counts_its_bytes_so(world, tmp_path):
+def test_an_int8_run_trains_on_the_8_bit_grid_and_counts_its_bytes_so(world, tmp_path, monkeypatch):
     """--precision int8: every weight of the finished network is on its 8-bit grid (frozen ones rounded once,
     trained ones the forward value of their 16-bit shadow); the footprint counts 2 B a trained value (the shadow),
     2 x 2 B of optimiser state and 1 B a frozen value."""
     ds, root = world
+    kept, build = {}, engine.build_summary
+
+    def keep(*args, **kwargs):  # the finished network, as the summary sees it
+        kept.update({n: p.detach().clone() for n, p in args[12].named_parameters()})
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "build_summary", keep)
     c = cfg("class_incremental", "latent_replay", pretrained=str(pre_dir(root, "class_incremental")),
             precision="int8")
     assert c.label().endswith("-int8-seed0") and c.settings()["precision"] == "int8"
     assert "precision" not in cfg("class_incremental", "latent_replay").settings()  # float32: the stamp as before
     folder = run(c, ds, tmp_path)
+    for name, w in kept.items():
+        assert torch.equal(w, fake_quantize(w, 8)), name
     s = read_json(folder / "summary.json")
     trained = 100 * 50 + 50 * 50 + 50 * 20  # w3, v3, w_out above depth 2
     frozen = 700 * 200 + 200 * 200 + 200 * 100 + 100 * 100
@@ -436,23 +445,6 @@ def test_an_int8_run_trains_on_the_8_bit_grid_and_counts_its_bytes_so(world, tmp
     assert {"footprint", "connection_sparsity", "activation_sparsity", "synaptic_operations"} <= set(activity)
     assert activity["synaptic_operations"]["Dense"] == 218_500 * 100
     assert activity["training_step"]["depth"] == 2
-
-
-def test_int8_weights_after_a_run_are_on_the_grid(world, tmp_path, monkeypatch):
-    ds, root = world
-    kept = {}
-    build = engine.build_summary
-
-    def keep(*args, **kwargs):
-        net = args[12]
-        kept.update({n: p.detach().clone() for n, p in net.named_parameters()})
-        return build(*args, **kwargs)
-
-    monkeypatch.setattr(engine, "build_summary", keep)
-    run(cfg("class_incremental", "latent_replay", pretrained=str(pre_dir(root, "class_incremental")),
-            precision="int8"), ds, tmp_path)
-    for name, w in kept.items():
-        assert torch.equal(w, fake_quantize(w, 8)), name
 
 
 def test_a_budget_run_holds_the_learning_state_it_announced(world, tmp_path, capsys):

@@ -21,6 +21,8 @@ from sccl.net.footprint import activation_bytes, batch_bytes
 
 
 OPTIMIZER_STATE_TENSORS = 2  # fit_task's Adamax keeps exp_avg and exp_inf, each of its parameter's size
+#: bytes a value in float32: of a trained parameter, of its optimiser state, of a frozen parameter
+FLOAT32_VALUE_BYTES = {"trained": 4, "optimizer": 4 * OPTIMIZER_STATE_TENSORS, "frozen": 4}
 
 
 def value_bytes_of(precision: str) -> dict | None:

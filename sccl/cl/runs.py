@@ -67,7 +67,7 @@ class RunConfig:
     first_classes: tuple[int, ...] | None = None  # progressive: the pretraining's classes (default: first half)
     classes_per_step: int = 1  # progressive: classes per later task
     eval_every: int = 1  # test accuracy after every k-th epoch of a task (and always after its last)
-    precision: str = "float32"  # or int16 / int8: weights and optimiser state at fixed point (sccl.learn.quantize)
+    precision: str = "float32"  # or int16 / int8: fixed-point weights, bfloat16 optimiser state (sccl.learn.quantize)
     pretrained: str | None = None  # a pretraining run folder (default: found in the output folder)
     quiet: bool = False
     options: dict = field(default_factory=dict)  # the strategy's own settings

@@ -53,7 +53,7 @@ def precision_table(groups: list[dict], label: str, number_: int | None = None) 
     header = ["scenario", "method", "precision", "n", "all after", "ACC", "learning state B", "whole learner B",
               "whole learner B (batch 1)"]
     text = (f"Accuracy (%) against bytes at each precision (int16 / int8: fixed-point weights trained through "
-            f"16-bit shadow weights and 16-bit optimiser state; frozen weights at the precision). Learning state: "
+            f"16-bit shadow weights with bfloat16 optimiser state; frozen weights at the precision). Learning state: "
             f"replay memory + trained weights + optimiser + regulariser state; whole learner: + frozen weights, the "
             f"activations of one training step and its batch, at the run's batch size and at batch 1. Mean ± std "
             f"over seeds; data: {label}.")

@@ -152,7 +152,7 @@ class Strategy:
         values = dict(options)
         for _ in range(2):  # a hosting strategy's used flags depend on its own values (e.g. --regularizer)
             for f in cls.used_flags(values):
-                if f.offered_in(scenario) and f.action != "help":
+                if f.offered_in(scenario):
                     values.setdefault(f.dest, f.default_in(scenario, overrides))
         values.update(cls.fixed_settings)
         return values

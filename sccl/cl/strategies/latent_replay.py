@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import torch
 
-from sccl.cl.footprint import value_bytes_of
+from sccl.cl.footprint import FLOAT32_VALUE_BYTES, value_bytes_of
 from sccl.cl.scenarios import memory_units
 from sccl.cl.strategies.base import EntryPoint, Flag, Variant, tuned_flags
 from sccl.cl.strategies.ewc import OnlineEWC
@@ -134,7 +134,7 @@ class LatentReplay(ReplayStrategy):
                               "state: it cannot size a regularizer's state (leave out --regularizer)")
         units = memory_units(cfg.scenario, shape, cfg.first_speakers, cfg.first_classes, cfg.classes_per_step)
         samples = units * cfg.batch_size  # per replay batch, by the last task
-        per = value_bytes_of(cfg.precision) or {"trained": 4, "optimizer": 8}
+        per = value_bytes_of(cfg.precision) or FLOAT32_VALUE_BYTES
         mode, o = cfg.options["compression"], cfg.options
         net = (shape.nb_units, DEFAULT_HIDDEN_SIZES, shape.nb_classes)
         for depth in range(o["latent_depth"], 4):
